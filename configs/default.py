@@ -1,0 +1,95 @@
+"""Default config: pix2pix on the embedded procedural facades dataset, sized for a laptop CPU.
+
+Run (2 CPU cores: about 6-8 minutes, samples under WORKDIR/samples/ show recognisable
+facades by the end)::
+
+  python -m p2p_jax.main --config=configs/default.py --workdir=/tmp/p2p_default
+
+Every other config imports this one and overrides a few fields; every field can be
+overridden on the command line as ``--config.section.field=value``.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+
+  c.seed = 0  # Seeds parameter init, dropout keys and the data order.
+  c.image_size = 64  # Side of the square training crop; the U-Net depth must fit it.
+  c.batch_size = 4  # Global batch, split evenly across all local devices.
+  c.num_train_steps = 1500  # Total optimisation steps (one D step + one G step each).
+  c.num_epochs = -1  # If > 0, overrides num_train_steps as epochs over the train split.
+  c.checkpoint_every_steps = 500  # Orbax checkpoint interval (also saved at the end).
+  c.max_checkpoints_to_keep = 3  # Older checkpoints are deleted.
+  c.log_every_steps = 50  # Scalar summaries and progress line interval.
+  c.sample_every_steps = 250  # PNG sample grid + TensorBoard images interval.
+  c.num_sample_images = 4  # Rows in the sample grid (taken from the eval split).
+  c.eval_every_steps = 0  # Periodic evaluation on a fixed subset; 0 disables.
+  c.num_eval_images = 16  # Size of that fixed subset.
+  c.parallelism = 'shard_map'  # 'shard_map' (jit + shard_map, 1-D mesh) or 'pmap'.
+  c.steps_per_dispatch = 1  # Train steps fused into one device call (lax.scan).
+  c.dtype = 'float32'  # Compute dtype: 'float32' or 'bfloat16' (params stay float32).
+
+  # --- Data ---------------------------------------------------------------------------
+  c.data = d = ml_collections.ConfigDict()
+  d.dataset = 'embedded'  # 'embedded', a standard pix2pix dataset name, or 'custom'.
+  d.direction = 'BtoA'  # 'AtoB' or 'BtoA'. Embedded/facades: A = photo, B = labels.
+  d.data_dir = ''  # tfds data_dir ('' = tfds default, ~/tensorflow_datasets).
+  d.manual_dir = ''  # Offline: a downloaded <name>.tar.gz or its extracted folder.
+  d.data_path = ''  # Custom paired folder (configs/custom.py).
+  d.train_split = 'train'  # Split to train on.
+  d.eval_split = 'test'  # Split used for samples and evaluation.
+  d.preprocess = 'resize_and_crop'  # Paper jitter; see p2p_jax/data/preprocess.py.
+  d.load_size = 72  # Resize to this before the random crop to image_size (paper 286/256).
+  d.no_flip = False  # Disable the random horizontal mirror.
+  d.max_dataset_size = -1  # Use at most this many training pairs (-1 = all).
+  d.shuffle_buffer = 512  # tf.data shuffle buffer (examples).
+  d.prefetch = 2  # Batches prefetched to the device.
+  d.strict = False  # Stop at the first unreadable image instead of skipping it.
+  # Embedded dataset only.
+  d.embedded_num_train = 400  # Procedural training pairs (as many as CMP facades).
+  d.embedded_num_test = 50  # Procedural test pairs.
+  d.embedded_resolution = 72  # Side of the generated images (>= load_size is best).
+
+  # --- Model --------------------------------------------------------------------------
+  c.model = m = ml_collections.ConfigDict()
+  m.generator = 'unet'  # Generator architecture ('unet').
+  m.num_downs = 6  # U-Net downsamplings: 8 for 256 px, 7 for 128, 6 for 64.
+  m.ngf = 32  # Generator filters in the first layer (paper 64).
+  m.g_norm = 'batch'  # 'batch', 'instance' or 'none'.
+  m.dropout = 0.5  # Dropout rate in the three innermost decoder blocks (paper 0.5).
+  m.discriminator = 'patch'  # 'patch' (n-layer PatchGAN) or 'pixel' (1x1 PixelGAN).
+  m.n_layers = 3  # PatchGAN depth: 3 = 70x70, 1 = 16x16, 5 = 286x286 (ImageGAN at 256).
+  m.ndf = 32  # Discriminator filters in the first layer (paper 64).
+  m.d_norm = 'batch'  # 'batch', 'instance' or 'none'.
+  m.init_std = 0.02  # Weights ~ N(0, init_std) (paper 0.02).
+  m.sync_batch_stats = True  # BatchNorm statistics over the global batch, not per device.
+  m.conv_transpose_impl = 'auto'  # 'xla', 'fast' or 'auto' (fast on CPU).
+
+  # --- Loss ---------------------------------------------------------------------------
+  c.loss = l = ml_collections.ConfigDict()
+  l.gan_mode = 'vanilla'  # 'vanilla' (BCE with logits), 'lsgan' or 'hinge'.
+  l.lambda_l1 = 100.0  # Weight of the L1 term (paper 100).
+  l.lambda_gan = 1.0  # Weight of G's adversarial term; 0 gives the L1-only ablation.
+  l.conditional_d = True  # D sees (input, image); False = unconditional ablation.
+
+  # --- Optimiser ----------------------------------------------------------------------
+  c.optim = o = ml_collections.ConfigDict()
+  o.lr = 2e-4  # Adam learning rate for G and D (paper 2e-4).
+  o.b1 = 0.5  # Adam beta1 (paper 0.5).
+  o.b2 = 0.999  # Adam beta2.
+  o.lr_decay_steps = 0  # If > 0: linear decay to 0 over the last this-many steps.
+
+  # --- Sampling and evaluation (--mode=sample / --mode=evaluate) ------------------------
+  c.sample = s = ml_collections.ConfigDict()
+  s.step = -1  # Checkpoint step to restore (-1 = latest).
+  s.input_dir = ''  # Translate this folder instead of the eval split.
+  s.image_size = -1  # Translate at this size (-1 = training size); fully convolutional.
+  s.num_samples = 1  # Outputs per input (> 1 shows the spread from dropout noise).
+  s.paper_mode = True  # True: dropout on + test-batch BatchNorm stats (paper).
+  s.seed = 0  # Seed for sampling noise.
+  s.max_images = -1  # Translate at most this many inputs (-1 = all).
+  s.output_dir = ''  # '' = WORKDIR/translated/step_<N>.
+
+  return c
