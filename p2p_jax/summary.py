@@ -1,0 +1,68 @@
+"""``--mode=summary``: each network's layers and exact parameter counts, without training.
+
+Shapes only (``jax.eval_shape``): no data, no weights are materialised.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from p2p_jax import losses
+from p2p_jax.models import build_discriminator, build_generator
+
+
+def _rows(tree, prefix=''):
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      yield from _rows(v, f'{prefix}{k}/')
+    else:
+      yield f'{prefix}{k}', tuple(v.shape), int(np.prod(v.shape))
+
+
+def _layer_table(params) -> list[str]:
+  layers: dict[str, list] = {}
+  for name, shape, n in _rows(params):
+    layer, _, leaf = name.rpartition('/')
+    layers.setdefault(layer, []).append((leaf, shape, n))
+  lines = []
+  for layer, leaves in layers.items():
+    desc = ', '.join(f'{leaf}{list(shape)}' for leaf, shape, _ in leaves)
+    lines.append(f'  {layer:<40s} {sum(n for *_, n in leaves):>12,d}  {desc}')
+  return lines
+
+
+def count_params(config: ml_collections.ConfigDict, input_channels: int,
+                 output_channels: int) -> tuple[dict, dict]:
+  """Abstract (shape-only) parameter trees of G and D for the config."""
+  s = config.image_size
+  x = jnp.zeros((1, s, s, input_channels))
+  y = jnp.zeros((1, s, s, output_channels))
+  g = build_generator(config, output_channels)
+  d = build_discriminator(config)
+  gv = jax.eval_shape(lambda: g.init(jax.random.key(0), x, train=False))
+  dv = jax.eval_shape(lambda: d.init(jax.random.key(0),
+                                     losses.d_input(x, y, config.loss.conditional_d),
+                                     train=False))
+  return gv['params'], dv['params']
+
+
+def summary_text(config: ml_collections.ConfigDict, input_channels: int,
+                 output_channels: int) -> str:
+  g, d = count_params(config, input_channels, output_channels)
+  ng = sum(n for *_, n in _rows(g))
+  nd = sum(n for *_, n in _rows(d))
+  d_in = input_channels + output_channels if config.loss.conditional_d else output_channels
+  m = config.model
+  out = [f'Generator: U-Net, num_downs={m.num_downs}, ngf={m.ngf}, norm={m.g_norm}, '
+         f'{input_channels}->{output_channels} channels, {config.image_size}px']
+  out += _layer_table(g)
+  out.append(f'Generator parameters: {ng:,d}')
+  out.append('')
+  out.append(f'Discriminator: {m.discriminator}, n_layers={m.n_layers}, ndf={m.ndf}, '
+             f'norm={m.d_norm}, {d_in} input channels')
+  out += _layer_table(d)
+  out.append(f'Discriminator parameters: {nd:,d}')
+  return '\n'.join(out)

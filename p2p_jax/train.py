@@ -1,0 +1,261 @@
+"""``train_and_evaluate(config, workdir)``: the pix2pix training loop.
+
+Resumes from the latest checkpoint in ``WORKDIR/checkpoints/``; writes TensorBoard
+summaries to ``WORKDIR`` and sample grids (input | output | target) to
+``WORKDIR/samples/``. Metrics are fetched one dispatch late so the host never blocks the
+device; a non-finite loss stops training with a clear message. Interrupting (Ctrl-C,
+SIGTERM) saves a checkpoint of the last completed step first.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from clu import metric_writers
+
+from p2p_jax import checkpoints, images, inference
+from p2p_jax.models.factory import ConfigError, check_image_size
+from p2p_jax.parallel import DataParallel, check_batch
+from p2p_jax.train_step import TrainState, create_train_state, make_networks
+
+
+class TrainingError(RuntimeError):
+  """Training cannot continue (non-finite loss). Printed without traceback by main."""
+
+
+# Fields whose change makes an existing checkpoint unusable.
+_MODEL_FIELDS = ('image_size',)
+
+
+def total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int | None = None) -> int:
+  if config.num_epochs > 0:
+    if steps_per_epoch is None:
+      raise ConfigError('num_epochs needs the dataset size.')
+    return config.num_epochs * steps_per_epoch
+  return config.num_train_steps
+
+
+def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  """Fails fast, with the fix in the message, on configs that cannot train."""
+  check_batch(config.batch_size, num_devices)
+  if config.batch_size % jax.process_count():
+    raise ConfigError(f'batch_size {config.batch_size} must divide the {jax.process_count()} '
+                      'processes.')
+  check_image_size(config, config.image_size)
+  if config.data.preprocess in ('resize_and_crop', 'scale_width_and_crop') and \
+      config.data.load_size < config.image_size:
+    raise ConfigError(f'data.load_size ({config.data.load_size}) must be >= image_size '
+                      f'({config.image_size}) to crop from it.')
+  if config.steps_per_dispatch < 1:
+    raise ConfigError('steps_per_dispatch must be >= 1.')
+  for name in ('checkpoint_every_steps', 'log_every_steps'):
+    if config[name] < 1:
+      raise ConfigError(f'{name} must be >= 1, got {config[name]}.')
+
+
+def _check_compatible(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict):
+  diffs = [f'model.{k}: checkpoint {saved.model[k]!r} vs now {config.model[k]!r}'
+           for k in config.model if k in saved.model and saved.model[k] != config.model[k]
+           and k not in ('conv_transpose_impl', 'sync_batch_stats')]
+  if diffs:
+    raise checkpoints.CheckpointError(
+        'The workdir holds checkpoints of a different model:\n  ' + '\n  '.join(diffs) +
+        '\nUse a new --workdir, or the same model settings.')
+
+
+def _fmt_time(s: float) -> str:
+  s = int(s)
+  return f'{s // 3600}h{s % 3600 // 60:02d}m' if s >= 3600 else f'{s // 60}m{s % 60:02d}s'
+
+
+def _install_sigterm_as_interrupt():
+  def handler(signum, frame):
+    raise KeyboardInterrupt(f'signal {signum}')
+  try:
+    return signal.signal(signal.SIGTERM, handler)
+  except ValueError:  # Not in the main thread.
+    return None
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains pix2pix as configured; returns the final (single-copy) train state."""
+  from p2p_jax.data import pipeline, sources  # TensorFlow only from here.
+
+  devices = jax.local_devices()
+  validate_config(config, len(devices))
+  source = sources.get_source(config)
+  channels = sources.io_channels(config, source)
+  num_steps = total_steps(config, pipeline.steps_per_epoch(config, source))
+  os.makedirs(workdir, exist_ok=True)
+
+  nets = make_networks(config, channels.target, num_steps, multi_device=True)
+  ckpt = checkpoints.Checkpointer(workdir, config.max_checkpoints_to_keep)
+  init_key = jax.random.key(config.seed)
+  input_shape = (config.image_size, config.image_size, channels.input)
+  latest = ckpt.latest_step()
+  if latest is not None:
+    _, saved, saved_channels = ckpt.restore_meta(latest)
+    _check_compatible(saved, config)
+    abstract = jax.eval_shape(lambda: create_train_state(nets, init_key, input_shape,
+                                                         channels.target))
+    state = ckpt.restore_state(abstract, latest)
+    logging.info('resuming from step %d (%s)', latest, ckpt.directory)
+    print(f'resuming from step {latest}', flush=True)
+  else:
+    state = create_train_state(nets, init_key, input_shape, channels.target)
+  start_step = int(state.step)
+
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=jax.process_index() > 0, asynchronous=True)
+  if start_step == 0:
+    writer.write_hparams(_flat_hparams(config))
+
+  k = config.steps_per_dispatch
+  dp = DataParallel(nets, config.parallelism, devices, steps_per_dispatch=k)
+  per_process_batch = config.batch_size // jax.process_count()
+  train_iter = pipeline.as_numpy(pipeline.train_dataset(
+      config, source, per_process_batch, start_step=start_step,
+      process_index=jax.process_index(), process_count=jax.process_count()))
+  sample_batch = next(pipeline.as_numpy(pipeline.eval_dataset(
+      config, source, config.num_sample_images, max_examples=config.num_sample_images)))
+  generate = inference.make_generate_fn(nets.g, paper_mode=True)
+  evaluator = _make_periodic_evaluator(config, workdir, source, nets, writer)
+
+  logging.info('training %s -> %s, %d params G, %d params D, %d device(s) [%s], '
+               'steps %d..%d', config.data.dataset, workdir,
+               _count(state.g_params), _count(state.d_params), len(devices), dp.mode,
+               start_step, num_steps)
+  dstate = dp.put_state(state)
+  del state
+  step = start_step
+  pending = None  # (first step of the dispatch, device metrics), fetched one dispatch late.
+  t0, last_log_t, last_log_step = time.time(), time.time(), start_step
+  old_handler = _install_sigterm_as_interrupt()
+
+  def host_state():
+    return jax.device_get(dp.get_state(dstate))
+
+  def flush(pending_):
+    first, m = pending_
+    for i, vals in enumerate(dp.host_metrics(m)):
+      s = first + i + 1
+      bad = {n: v for n, v in vals.items() if not math.isfinite(v)}
+      if bad:
+        raise TrainingError(
+            f'Non-finite loss at step {s}: {bad}. The last good checkpoint is kept in '
+            f'{ckpt.directory}. Lower optim.lr, check the data for NaNs, or use dtype=float32.')
+      if s % config.log_every_steps == 0 or s == num_steps:
+        writer.write_scalars(s, vals)
+    return vals
+
+  try:
+    while step < num_steps:
+      n = min(k, num_steps - step)
+      batch = next(train_iter)
+      if n < k:  # Final partial dispatch: run the remaining steps one by one.
+        batch = jax.tree.map(lambda x: x[:n], batch)
+        for i in range(n):
+          b = jax.tree.map(lambda x: x[i], batch)
+          dstate, m = dp.step_one(dstate, dp.put_batch(b, stacked=False))
+          if pending is not None:
+            flush(pending)
+          pending = (step, m)
+          step += 1
+        break
+      dstate, m = dp.step(dstate, dp.put_batch(batch))
+      if pending is not None:
+        vals = flush(pending)
+      pending = (step, m)
+      step += k
+      crossed = lambda every: every > 0 and step // every != (step - k) // every  # noqa: E731
+      if crossed(config.log_every_steps) and pending is not None and step > start_step + k:
+        now = time.time()
+        rate = (step - last_log_step) / max(now - last_log_t, 1e-9)
+        eta = (num_steps - step) / max(rate, 1e-9)
+        logging.info('step %d/%d | d %.3f (real %.3f fake %.3f) | g_gan %.3f | l1 %.4f | '
+                     '%.2f steps/s, %.1f img/s | ETA %s', step, num_steps, vals['d_loss'],
+                     vals['d_real'], vals['d_fake'], vals['g_gan'], vals['g_l1'], rate,
+                     rate * config.batch_size, _fmt_time(eta))
+        writer.write_scalars(step, {'steps_per_sec': rate})
+        last_log_t, last_log_step = now, step
+      if crossed(config.sample_every_steps):
+        _write_samples(workdir, step, dp, dstate, generate, sample_batch, writer, config)
+      if evaluator is not None and crossed(config.eval_every_steps):
+        evaluator(step, dp.get_state(dstate))
+      if crossed(config.checkpoint_every_steps):
+        ckpt.save(step, host_state(), config, (channels.input, channels.target))
+    if pending is not None:
+      flush(pending)
+      pending = None
+  except KeyboardInterrupt:
+    if pending is not None:
+      try:
+        flush(pending)
+      except TrainingError:
+        raise
+    logging.warning('interrupted: saving a checkpoint at step %d', step)
+    print(f'interrupted: saving checkpoint at step {step} in {ckpt.directory}', flush=True)
+    ckpt.save(step, host_state(), config, (channels.input, channels.target))
+    ckpt.wait()
+    raise
+  finally:
+    if old_handler is not None:
+      signal.signal(signal.SIGTERM, old_handler)
+
+  final = host_state()
+  if ckpt.latest_step() != step:
+    ckpt.save(step, final, config, (channels.input, channels.target))
+  _write_samples(workdir, step, dp, dstate, generate, sample_batch, writer, config)
+  ckpt.wait()
+  writer.flush()
+  elapsed = time.time() - t0
+  logging.info('done: %d steps in %s; checkpoints in %s, samples in %s', step - start_step,
+               _fmt_time(elapsed), ckpt.directory, os.path.join(workdir, 'samples'))
+  return final
+
+
+def _write_samples(workdir, step, dp, dstate, generate, sample_batch, writer, config):
+  state = dp.get_state(dstate)
+  key = jax.random.fold_in(jax.random.key(config.seed + 1), step)
+  out = np.asarray(generate(state.g_params, state.g_batch_stats,
+                            sample_batch['input'], key))
+  grid = images.grid([sample_batch['input'], out, sample_batch['target']])
+  path = images.save_png(os.path.join(workdir, 'samples', f'step_{step:07d}.png'), grid)
+  writer.write_images(step, {'samples/input_output_target': grid[None]})
+  logging.info('samples: %s', path)
+
+
+def _make_periodic_evaluator(config, workdir, source, nets, writer):
+  """Periodic evaluation hook (p2p_jax.evaluate provides it when available)."""
+  if config.eval_every_steps <= 0:
+    return None
+  try:
+    from p2p_jax import evaluate
+  except ImportError:
+    logging.warning('eval_every_steps set but p2p_jax.evaluate is unavailable; skipping.')
+    return None
+  return evaluate.make_periodic_evaluator(config, workdir, source, nets, writer)
+
+
+def _count(tree) -> int:
+  return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
+
+
+def _flat_hparams(config: ml_collections.ConfigDict) -> dict:
+  out = {}
+
+  def walk(prefix, d):
+    for k, v in d.items():
+      if isinstance(v, dict):
+        walk(f'{prefix}{k}.', v)
+      elif isinstance(v, (int, float, str, bool)):
+        out[prefix + k] = v
+  walk('', config.to_dict())
+  return out

@@ -1,0 +1,48 @@
+"""Test setup: 2 fake CPU devices (for data-parallel tests) and tiny configs."""
+
+import os
+import sys
+
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+_flag = '--xla_force_host_platform_device_count=2'
+if _flag not in os.environ.get('XLA_FLAGS', ''):
+  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' ' + _flag).strip()
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'configs'))
+
+import pytest  # noqa: E402
+
+
+def tiny_config(**overrides):
+  """The default config shrunk to 32 px and a few channels: compiles in seconds."""
+  import default
+  c = default.get_config()
+  c.image_size = 32
+  c.batch_size = 2
+  c.num_train_steps = 2
+  c.checkpoint_every_steps = 1000
+  c.log_every_steps = 1
+  c.sample_every_steps = 1000
+  c.num_sample_images = 2
+  c.data.load_size = 36
+  c.data.embedded_resolution = 36
+  c.data.embedded_num_train = 8
+  c.data.embedded_num_test = 4
+  c.data.shuffle_buffer = 8
+  c.model.num_downs = 5
+  c.model.ngf = 8
+  c.model.ndf = 8
+  for k, v in overrides.items():
+    target = c
+    *path, leaf = k.split('.')
+    for p in path:
+      target = target[p]
+    target[leaf] = v
+  return c
+
+
+@pytest.fixture
+def config():
+  return tiny_config()
