@@ -59,8 +59,11 @@ class DataParallel:
     if self.mode == 'pmap':
       return jax.pmap(step, axis_name=AXIS, devices=self.devices, donate_argnums=donate_args)
     batch_spec = P(None, AXIS) if k > 1 else P(AXIS)
+    # check_vma=False: with it on, autodiff already psums the cotangent of a replicated
+    # parameter, and train_step's explicit gradient pmean (shared with pmap) would turn
+    # the mean into a sum (N x gradients on N devices; tests compare against 1 device).
     mapped = jax.shard_map(step, mesh=self.mesh, in_specs=(P(), batch_spec),
-                           out_specs=(P(), P()))
+                           out_specs=(P(), P()), check_vma=False)
     return jax.jit(mapped, donate_argnums=donate_args)
 
   # --- placement ------------------------------------------------------------------------
