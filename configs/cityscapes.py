@@ -1,10 +1,21 @@
 """pix2pix on Cityscapes, labels -> photo (paper Sec. 4.2, Table 1): 2975 training pairs,
-200 epochs, batch 1, jitter (286 -> 256) and mirroring, val split for testing.
+200 epochs (595,000 steps), batch 1, jitter (286 -> 256) and mirroring; val (500 pairs)
+is the test set.
 
-Cityscapes cannot be downloaded automatically (licence); see docs/datasets.md.
+Cityscapes cannot be downloaded automatically (licence). Register at
+https://www.cityscapes-dataset.com/, download ``leftImg8bit_trainvaltest.zip`` (photos)
+and ``gtFine_trainvaltest.zip`` (label maps), put both in one directory (zipped or
+extracted) and pass it once; the first run pairs photo (A) with colour label map (B) at
+256x256 into the tfds data_dir (an already combined A|B ``cityscapes/`` folder or
+``cityscapes.tar.gz`` works too)::
 
   python -m p2p_jax.main --config=configs/cityscapes.py --workdir=/tmp/cityscapes \\
-      --config.data.manual_dir=/path/to/cityscapes
+      --config.data.manual_dir=/path/to/cityscapes_zips
+
+Expect ``Prepared p2p_paired/cityscapes ...: train 2975, val 500 pairs``, then 595,000
+steps. The paper reports FCN-scores on val for L1+cGAN of 0.66 per-pixel accuracy, 0.23
+per-class accuracy, 0.17 class IoU (real photos: 0.80 / 0.26 / 0.21). See
+docs/datasets.md.
 """
 
 import os
@@ -17,7 +28,7 @@ import default  # noqa: E402
 def get_config():
   c = default.get_config()
   c.image_size = 256
-  c.batch_size = 1
+  c.batch_size = 1  # Paper: 1 (10 in the generator-architecture study).
   c.num_epochs = 200
   c.checkpoint_every_steps = 10_000
   c.log_every_steps = 100
@@ -25,7 +36,9 @@ def get_config():
   c.data.dataset = 'cityscapes'
   c.data.direction = 'BtoA'  # A = photo, B = label map: labels -> photo.
   c.data.eval_split = 'val'
+  c.data.preprocess = 'resize_and_crop'  # Paper jitter: resize to 286, random 256 crop.
   c.data.load_size = 286
+  c.data.no_flip = False  # Paper: random mirroring.
   c.model.num_downs = 8
   c.model.ngf = 64
   c.model.ndf = 64

@@ -16,8 +16,7 @@ import orbax.checkpoint as ocp
 from p2p_jax.train_step import TrainState
 
 
-class CheckpointError(RuntimeError):
-  """A user-facing checkpoint problem (no checkpoint, incompatible config)."""
+from p2p_jax.errors import CheckpointError  # noqa: F401  (re-exported)
 
 
 def checkpoint_dir(workdir: str) -> str:

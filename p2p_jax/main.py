@@ -13,8 +13,12 @@ from __future__ import annotations
 import os
 import sys
 
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ start-up banner.
+
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from p2p_jax.errors import ConfigError, UserError
 
 FLAGS = flags.FLAGS
 MODES = ('train', 'summary', 'sample', 'evaluate')
@@ -29,17 +33,23 @@ flags.DEFINE_string('workdir', None, 'Directory for checkpoints, summaries and s
 flags.DEFINE_enum('mode', 'train', MODES, 'What to do.')
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-  from p2p_jax.checkpoints import CheckpointError
-  from p2p_jax.models.factory import ConfigError
-  from p2p_jax.train import TrainingError
-  errors = [ConfigError, CheckpointError, TrainingError]
+class _QuietLibraries:
+  """absl log filter: INFO from other libraries (orbax logs every save step by step) is
+  dropped; warnings and errors from everyone, and all of p2p_jax's own lines, are kept."""
+
+  _OURS = os.sep + 'p2p_jax' + os.sep
+
+  def filter(self, record) -> bool:
+    return record.levelno >= 30 or self._OURS in record.pathname
+
+
+def _setup_logging() -> None:
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   try:
-    from p2p_jax.data.sources import DataError
-    errors.append(DataError)
+    import tensorflow_datasets as tfds
+    tfds.disable_progress_bar()
   except ImportError:
     pass
-  return tuple(errors)
 
 
 def _hide_gpus_from_tensorflow() -> None:
@@ -61,7 +71,6 @@ def run(config, workdir: str | None, mode: str) -> None:
     print(summary.summary_text(config, ch.input, ch.target))
     return
   if not workdir:
-    from p2p_jax.models.factory import ConfigError
     raise ConfigError(f'--workdir is required for --mode={mode}.')
   if mode == 'train':
     from p2p_jax import train
@@ -78,9 +87,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   _hide_gpus_from_tensorflow()
+  _setup_logging()
   try:
     run(FLAGS.config, FLAGS.workdir, FLAGS.mode)
-  except _user_errors() as e:
+  except UserError as e:
     logging.error('%s', e)
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)

@@ -29,10 +29,11 @@ MODES = ('shard_map', 'pmap')
 def check_batch(global_batch: int, num_devices: int) -> int:
   """Per-device batch; a clear error when the global batch does not divide evenly."""
   if global_batch < 1 or global_batch % num_devices:
+    lower = global_batch // num_devices * num_devices
+    options = sorted({m for m in (lower, lower + num_devices) if m > 0})
     raise ConfigError(
         f'batch_size {global_batch} must be a positive multiple of the number of devices '
-        f'({num_devices}); try --config.batch_size={max(1, global_batch // num_devices) * num_devices}'
-        f' or {(global_batch // num_devices + 1) * num_devices}.')
+        f'({num_devices}); try ' + ' or '.join(f'--config.batch_size={m}' for m in options) + '.')
   return global_batch // num_devices
 
 

@@ -26,8 +26,7 @@ from p2p_jax.parallel import DataParallel, check_batch
 from p2p_jax.train_step import TrainState, create_train_state, make_networks
 
 
-class TrainingError(RuntimeError):
-  """Training cannot continue (non-finite loss). Printed without traceback by main."""
+from p2p_jax.errors import TrainingError  # noqa: F401  (re-exported)
 
 
 # Fields whose change makes an existing checkpoint unusable.
@@ -212,7 +211,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   final = host_state()
   if ckpt.latest_step() != step:
     ckpt.save(step, final, config, (channels.input, channels.target))
-  _write_samples(workdir, step, dp, dstate, generate, sample_batch, writer, config)
+  if config.sample_every_steps <= 0 or step % config.sample_every_steps:
+    _write_samples(workdir, step, dp, dstate, generate, sample_batch, writer, config)
   ckpt.wait()
   writer.flush()
   elapsed = time.time() - t0

@@ -8,6 +8,10 @@ _flag = '--xla_force_host_platform_device_count=2'
 if _flag not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' ' + _flag).strip()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# Never write prepared test datasets into the user's ~/tensorflow_datasets.
+if 'TFDS_DATA_DIR' not in os.environ:
+  import tempfile
+  os.environ['TFDS_DATA_DIR'] = tempfile.mkdtemp(prefix='p2p_tfds_')
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'configs'))

@@ -170,9 +170,16 @@ class EmbeddedSource:
 
 @register('embedded')
 def make_source(config: ml_collections.ConfigDict) -> EmbeddedSource:
-  """The embedded dataset sized by ``config.data.embedded_*``."""
+  """The embedded dataset sized by ``config.data.embedded_*``.
+
+  ``data.max_dataset_size`` caps the training pairs; pairs are seeded by index, so the
+  capped split holds exactly the first pairs of the full one.
+  """
   d = config.data
+  num_train = d.embedded_num_train
+  if d.get('max_dataset_size', -1) > 0:
+    num_train = min(num_train, d.max_dataset_size)
   return EmbeddedSource(
-      resolution=d.embedded_resolution, num_train=d.embedded_num_train,
+      resolution=d.embedded_resolution, num_train=num_train,
       num_test=d.embedded_num_test, seed=d.get('embedded_seed', DEFAULT_SEED),
       data_dir=d.get('data_dir', '') or None)

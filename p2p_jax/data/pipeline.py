@@ -25,7 +25,8 @@ def _to_model_inputs(config, a, b, *, train: bool, seed=None):
   b = tf.image.convert_image_dtype(b, tf.float32)
   a, b = preprocess.preprocess_pair(
       a, b, mode=config.data.preprocess, load_size=config.data.load_size,
-      crop_size=config.image_size, flip=not config.data.no_flip, train=train, seed=seed)
+      crop_size=config.image_size, flip=not config.data.no_flip, train=train, seed=seed,
+      size_multiple=2 ** config.model.num_downs)
   x, y = (a, b) if config.data.direction == 'AtoB' else (b, a)
   return x * 2.0 - 1.0, y * 2.0 - 1.0
 
@@ -45,9 +46,7 @@ def train_dataset(config: ml_collections.ConfigDict, source: sources.PairedSourc
   n = source.num_examples(split)
   ds = source.as_dataset(split, process_index=process_index, process_count=process_count,
                          shuffle_files=True, seed=config.seed)
-  if config.data.max_dataset_size > 0:
-    ds = ds.take(max(1, config.data.max_dataset_size // process_count))
-    n = min(n, config.data.max_dataset_size)
+  # Sources apply data.max_dataset_size to the train split; n already reflects it.
   if n <= CACHE_MAX_EXAMPLES:
     ds = ds.cache()
   ds = ds.shuffle(config.data.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
@@ -92,6 +91,4 @@ def as_numpy(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
 
 def steps_per_epoch(config: ml_collections.ConfigDict, source: sources.PairedSource) -> int:
   n = source.num_examples(config.data.train_split)
-  if config.data.max_dataset_size > 0:
-    n = min(n, config.data.max_dataset_size)
   return max(1, n // config.batch_size)

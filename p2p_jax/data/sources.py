@@ -21,8 +21,7 @@ import ml_collections
 import tensorflow as tf
 
 
-class DataError(ValueError):
-  """A user-facing data problem (missing directory, bad file, ...). Printed without traceback."""
+from p2p_jax.errors import DataError  # noqa: F401  (re-exported for the data modules)
 
 
 class PairedSource(Protocol):

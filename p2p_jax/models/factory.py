@@ -11,8 +11,7 @@ from p2p_jax.models.unet import UNetGenerator
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
-class ConfigError(ValueError):
-  """A user-facing configuration mistake. Printed without traceback by main."""
+from p2p_jax.errors import ConfigError  # noqa: F401  (re-exported)
 
 
 def compute_dtype(config: ml_collections.ConfigDict):
