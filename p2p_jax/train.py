@@ -21,6 +21,7 @@ from absl import logging
 from clu import metric_writers
 
 from p2p_jax import checkpoints, images, inference
+from p2p_jax.rng import make_key
 from p2p_jax.models.factory import ConfigError, check_image_size
 from p2p_jax.parallel import DataParallel, check_batch
 from p2p_jax.train_step import TrainState, create_train_state, make_networks
@@ -96,7 +97,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   nets = make_networks(config, channels.target, num_steps, multi_device=True)
   ckpt = checkpoints.Checkpointer(workdir, config.max_checkpoints_to_keep)
-  init_key = jax.random.key(config.seed)
+  init_key = make_key(config.seed)
   input_shape = (config.image_size, config.image_size, channels.input)
   latest = ckpt.latest_step()
   if latest is not None:
@@ -223,7 +224,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
 def _write_samples(workdir, step, dp, dstate, generate, sample_batch, writer, config):
   state = dp.get_state(dstate)
-  key = jax.random.fold_in(jax.random.key(config.seed + 1), step)
+  key = jax.random.fold_in(make_key(config.seed + 1), step)
   out = np.asarray(generate(state.g_params, state.g_batch_stats,
                             sample_batch['input'], key))
   grid = images.grid([sample_batch['input'], out, sample_batch['target']])
