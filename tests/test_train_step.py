@@ -125,3 +125,17 @@ def test_unknown_parallelism():
   c = tiny_config()
   with pytest.raises(ConfigError, match='parallelism'):
     DataParallel(make_networks(c, 3), 'dp')
+
+
+def test_bfloat16_training_tracks_float32():
+  dev = jax.local_devices()[:1]
+  c32 = tiny_config()
+  c16 = tiny_config(dtype='bfloat16')
+  s32, h32 = run(c32, devices=dev, steps=3)
+  s16, h16 = run(c16, devices=dev, steps=3)
+  # Master weights stay float32.
+  assert all(x.dtype == np.float32 for x in jax.tree.leaves(s16.g_params))
+  for a, b in zip(h32, h16):
+    for k in ('g_l1', 'd_loss', 'g_gan'):
+      assert np.isfinite(b[k])
+      np.testing.assert_allclose(b[k], a[k], rtol=0.05, err_msg=k)

@@ -1,0 +1,237 @@
+"""Benchmark of the real train step (D and G updates), optionally side by side with PyTorch.
+
+  python -m p2p_jax.bench --config=configs/facades.py --config.batch_size=4 \\
+      --steps=10 --warmup=3 [--torch] [--rounds=3] [--what=train|pipeline]
+
+Prints one JSON line per measurement. ``--what=train`` times the jitted, mapped step
+(``p2p_jax.parallel.DataParallel``, all local devices, donated state) on device-resident
+data; ``--torch`` also times the PyTorch reference implementation of the same networks,
+losses and optimiser (``p2p_jax.torch_reference``; torch is optional), alternating rounds
+of the two in the same process so that machine load affects both alike, and prints their
+ratio. ``--what=pipeline`` times the tf.data input pipeline alone.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from p2p_jax.parallel import DataParallel
+from p2p_jax.train_step import create_train_state, make_networks
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).', lock_config=True)
+flags.DEFINE_integer('steps', 10, 'Timed train steps per round.')
+flags.DEFINE_integer('warmup', 3, 'Untimed steps before timing (after compilation).')
+flags.DEFINE_integer('rounds', 1, 'Alternating rounds (p2p_jax, torch, p2p_jax, ...).')
+flags.DEFINE_bool('torch', False, 'Also time the PyTorch reference, side by side.')
+flags.DEFINE_enum('what', 'train', ['train', 'pipeline'], 'What to time.')
+flags.DEFINE_integer('channels', 3, 'Input and output channels (train benchmark).')
+
+# Dense peak FLOP/s per device, by compute dtype, where known (vendor datasheets, SXM).
+PEAK_FLOPS = {
+    'H100': {'bfloat16': 989e12, 'float32': 67e12},
+    'H200': {'bfloat16': 989e12, 'float32': 67e12},
+    'A100': {'bfloat16': 312e12, 'float32': 19.5e12},
+    'TPU v4': {'bfloat16': 275e12},
+    'TPU v5e': {'bfloat16': 197e12},
+}
+
+
+def peak_flops(device, dtype: str) -> float | None:
+  kind = getattr(device, 'device_kind', '')
+  for name, peaks in PEAK_FLOPS.items():
+    if name.lower() in kind.lower():
+      return peaks.get(dtype)
+  return None
+
+
+def _flops(compiled) -> float | None:
+  try:
+    cost = compiled.cost_analysis()
+  except Exception:  # Not every backend reports it.
+    return None
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else None
+  return float(cost['flops']) if cost and 'flops' in cost else None
+
+
+def _peak_memory(device) -> int | None:
+  try:
+    stats = device.memory_stats()
+  except Exception:
+    return None
+  return int(stats['peak_bytes_in_use']) if stats and 'peak_bytes_in_use' in stats else None
+
+
+class JaxStep:
+  """The mapped train step on a fixed device-resident batch."""
+
+  def __init__(self, config, channels: int = 3):
+    s, b, k = config.image_size, config.batch_size, config.steps_per_dispatch
+    self.config = config
+    self.devices = jax.local_devices()
+    nets = make_networks(config, channels, multi_device=True)
+    self.dp = DataParallel(nets, config.parallelism, self.devices, steps_per_dispatch=k)
+    state = create_train_state(nets, config.seed, (s, s, channels), channels)
+    self.state = self.dp.put_state(state)
+    rng = np.random.default_rng(0)
+    shape = ((k,) if k > 1 else ()) + (b, s, s, channels)
+    batch = {'input': rng.uniform(-1, 1, shape).astype(np.float32),
+             'target': rng.uniform(-1, 1, shape).astype(np.float32)}
+    self.batch = self.dp.put_batch(batch)
+    t = time.perf_counter()
+    compiled = self.dp.lower(self.state, self.batch).compile()
+    self.compile_s = time.perf_counter() - t
+    per_device = _flops(compiled)
+    # XLA reports the cost of one device's program for one dispatch of k steps.
+    self.flops_per_step = (per_device * len(self.devices) / k) if per_device else None
+    self.steps_per_dispatch = k
+
+  def run(self, steps: int) -> tuple[float, list[float]]:
+    """Returns (seconds for ``steps`` steps dispatched back to back, per-dispatch seconds)."""
+    k = self.steps_per_dispatch
+    n = max(1, steps // k)
+    t0 = time.perf_counter()
+    for _ in range(n):
+      self.state, m = self.dp.step(self.state, self.batch)
+    jax.block_until_ready((self.state, m))
+    total = time.perf_counter() - t0
+    per = []
+    for _ in range(n):
+      t = time.perf_counter()
+      self.state, m = self.dp.step(self.state, self.batch)
+      jax.block_until_ready(m)
+      per.append((time.perf_counter() - t) / k)
+    return total / (n * k), per
+
+
+class TorchStep:
+  """The PyTorch reference step on the same shapes (CPU, or CUDA when available)."""
+
+  def __init__(self, config, channels: int = 3):
+    import torch
+
+    from p2p_jax import torch_reference as tr
+    m = config.model
+    self.torch = torch
+    self.device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    torch.manual_seed(config.seed)
+    g = tr.UnetGenerator(channels, channels, m.num_downs, m.ngf, norm=m.g_norm,
+                         use_dropout=m.dropout > 0).to(self.device)
+    d = tr.NLayerDiscriminator(2 * channels, m.ndf, m.n_layers, norm=m.d_norm).to(self.device)
+    self.step = tr.make_torch_step(g, d, config.loss.lambda_l1, config.optim.lr,
+                                   (config.optim.b1, config.optim.b2))
+    rng = np.random.default_rng(0)
+    shape = (config.batch_size, config.image_size, config.image_size, channels)
+    self.batch = [tr.nhwc_to_torch(rng.uniform(-1, 1, shape)).to(self.device)
+                  for _ in range(2)]
+
+  def run(self, steps: int) -> tuple[float, list[float]]:
+    per = []
+    t0 = time.perf_counter()
+    for _ in range(steps):
+      t = time.perf_counter()
+      self.step(*self.batch)  # Returns Python floats: synchronises.
+      per.append(time.perf_counter() - t)
+    return (time.perf_counter() - t0) / steps, per
+
+
+def _common(config) -> dict:
+  dev = jax.local_devices()[0]
+  return {'date': datetime.date.today().isoformat(), 'batch_size': config.batch_size,
+          'image_size': config.image_size, 'dtype': config.dtype,
+          'num_downs': config.model.num_downs, 'ngf': config.model.ngf,
+          'ndf': config.model.ndf, 'device': getattr(dev, 'device_kind', str(dev)),
+          'platform': dev.platform, 'num_devices': len(jax.local_devices()),
+          'jax_version': jax.__version__}
+
+
+def bench_train(config, steps: int, warmup: int, rounds: int, with_torch: bool,
+                channels: int = 3) -> list[dict]:
+  jx = JaxStep(config, channels)
+  jx.run(warmup)
+  th = None
+  if with_torch:
+    th = TorchStep(config, channels)
+    th.run(warmup)
+  results = {'p2p_jax': [], 'torch': []}
+  per_step = {'p2p_jax': [], 'torch': []}
+  for _ in range(rounds):
+    for name, impl in (('p2p_jax', jx), ('torch', th)):
+      if impl is None:
+        continue
+      sec, per = impl.run(steps)
+      results[name].append(sec)
+      per_step[name] += per
+  lines = []
+  base = _common(config)
+  dev = jax.local_devices()[0]
+  peak = peak_flops(dev, config.dtype)
+  for name in ('p2p_jax', 'torch'):
+    if not results[name]:
+      continue
+    sec = statistics.median(results[name])
+    line = dict(base, impl=name, images_per_sec=config.batch_size / sec,
+                step_ms=1e3 * statistics.median(per_step[name]),
+                step_ms_pipelined=1e3 * sec, rounds=rounds, steps=steps)
+    if name == 'p2p_jax':
+      line.update(compile_s=jx.compile_s, steps_per_dispatch=jx.steps_per_dispatch,
+                  parallelism=config.parallelism, flops_per_step=jx.flops_per_step,
+                  conv_transpose_impl=config.model.conv_transpose_impl)
+      if jx.flops_per_step:
+        tflops = jx.flops_per_step / sec / 1e12
+        line['tflops_per_sec'] = tflops
+        line['fraction_of_peak'] = (tflops * 1e12 / (peak * base['num_devices'])
+                                    if peak else None)
+      line['peak_memory_bytes'] = _peak_memory(dev)
+    else:
+      line.update(device=th.device, torch_version=th.torch.__version__,
+                  torch_threads=th.torch.get_num_threads())
+    lines.append(line)
+  if len(lines) == 2:
+    lines.append(dict(base, impl='ratio', p2p_jax_over_torch_images_per_sec=(
+        lines[0]['images_per_sec'] / lines[1]['images_per_sec'])))
+  return lines
+
+
+def bench_pipeline(config, steps: int, warmup: int) -> list[dict]:
+  from p2p_jax.data import pipeline, sources
+  source = sources.get_source(config)
+  it = pipeline.as_numpy(pipeline.train_dataset(config, source, config.batch_size))
+  for _ in range(warmup):
+    next(it)
+  t = time.perf_counter()
+  for _ in range(steps):
+    next(it)
+  sec = (time.perf_counter() - t) / steps
+  return [dict(_common(config), impl='pipeline', dataset=config.data.dataset,
+               images_per_sec=config.batch_size / sec, batch_ms=1e3 * sec, steps=steps)]
+
+
+def main(argv):
+  del argv
+  config = FLAGS.config
+  if config is None:
+    print('error: --config=configs/NAME.py is required', file=sys.stderr)
+    sys.exit(2)
+  if FLAGS.what == 'pipeline':
+    lines = bench_pipeline(config, FLAGS.steps, FLAGS.warmup)
+  else:
+    lines = bench_train(config, FLAGS.steps, FLAGS.warmup, FLAGS.rounds, FLAGS.torch,
+                        FLAGS.channels)
+  for line in lines:
+    print(json.dumps(line), flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)

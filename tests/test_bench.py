@@ -1,0 +1,45 @@
+"""The benchmark runs and reports what it promises (no timing assertions)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, tiny_config
+
+from p2p_jax import bench
+
+
+def test_bench_train_reports_the_documented_fields():
+  c = tiny_config(batch_size=2)
+  (line,) = bench.bench_train(c, steps=2, warmup=1, rounds=1, with_torch=False)
+  for key in ('images_per_sec', 'step_ms', 'compile_s', 'batch_size', 'image_size', 'dtype',
+              'device', 'num_devices', 'jax_version', 'flops_per_step', 'tflops_per_sec'):
+    assert key in line, key
+  assert line['images_per_sec'] > 0 and line['step_ms'] > 0
+  # A U-Net + PatchGAN step at 32 px is at least millions of FLOPs.
+  assert line['flops_per_step'] > 1e6
+  assert line['num_devices'] == 2  # conftest's fake devices
+  json.dumps(line)
+
+
+def test_bench_side_by_side_with_torch():
+  pytest.importorskip('torch')
+  c = tiny_config(batch_size=2, **{'model.dropout': 0.5})
+  lines = bench.bench_train(c, steps=1, warmup=1, rounds=2, with_torch=True)
+  assert [l['impl'] for l in lines] == ['p2p_jax', 'torch', 'ratio']
+  assert lines[2]['p2p_jax_over_torch_images_per_sec'] > 0
+
+
+def test_bench_cli_prints_json(tmp_path):
+  env = dict(os.environ)
+  env.pop('XLA_FLAGS', None)
+  r = subprocess.run(
+      [sys.executable, '-m', 'p2p_jax.bench', '--config=configs/default.py',
+       '--config.image_size=32', '--config.model.num_downs=5', '--config.model.ngf=8',
+       '--config.model.ndf=8', '--config.batch_size=1', '--steps=1', '--warmup=1'],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  line = json.loads([l for l in r.stdout.splitlines() if l.startswith('{')][-1])
+  assert line['batch_size'] == 1 and line['image_size'] == 32
