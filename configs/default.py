@@ -91,5 +91,15 @@ def get_config() -> ml_collections.ConfigDict:
   s.seed = 0  # Seed for sampling noise.
   s.max_images = -1  # Translate at most this many inputs (-1 = all).
   s.output_dir = ''  # '' = WORKDIR/translated/step_<N>.
+  s.batch_size = 1  # Images per generator call (paper: 1, BatchNorm = instance norm).
+
+  # --- FCN-score segmenter (--mode=train_segmenter; trained on first evaluate) -----------
+  c.fcn = f = ml_collections.ConfigDict()
+  f.features = (16, 32, 64, 128)  # Segmenter U-Net widths per level.
+  f.num_steps = 800  # Training steps (thousands for 256 px facades/cityscapes).
+  f.batch_size = 8  # Real photos per segmenter step.
+  f.lr = 2e-3  # Adam learning rate.
+  f.seed = 0  # Segmenter init and data order.
+  f.cache_dir = ''  # '' = <data_dir or $TFDS_DATA_DIR or ~/.cache>/p2p_jax/segmenters/.
 
   return c

@@ -3,7 +3,8 @@
   python -m p2p_jax.main --config=configs/default.py --workdir=/tmp/p2p [--mode=train]
 
 Modes: ``train`` (default; resumes from the workdir), ``summary`` (layers and exact
-parameter counts), ``sample`` (translate with a checkpoint) and ``evaluate`` (metrics).
+parameter counts), ``sample`` (translate with a checkpoint), ``evaluate`` (metrics) and
+``train_segmenter`` (train and cache the FCN-score segmenter; see docs/evaluation.md).
 Any config field can be overridden as ``--config.section.field=value``. All logic lives in
 importable modules, so everything here also runs from a notebook.
 """
@@ -21,7 +22,7 @@ from ml_collections import config_flags
 from p2p_jax.errors import ConfigError, UserError
 
 FLAGS = flags.FLAGS
-MODES = ('train', 'summary', 'sample', 'evaluate')
+MODES = ('train', 'summary', 'sample', 'evaluate', 'train_segmenter')
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                'configs', 'default.py')
@@ -69,6 +70,10 @@ def run(config, workdir: str | None, mode: str) -> None:
     from p2p_jax.data import sources
     ch = sources.io_channels(config)
     print(summary.summary_text(config, ch.input, ch.target))
+    return
+  if mode == 'train_segmenter':  # --workdir optional: a run's dataset and size if given.
+    from p2p_jax import fcn
+    fcn.main(config, workdir)
     return
   if not workdir:
     raise ConfigError(f'--workdir is required for --mode={mode}.')
