@@ -68,4 +68,5 @@ def check_image_size(config: ml_collections.ConfigDict, height: int, width: int 
           f'{what} {height}x{width} does not fit the networks: with model.num_downs='
           f'{config.model.num_downs} each side must be a multiple of {mult} and at least '
           f'{smallest} (e.g. {smallest}, {smallest + mult}, {smallest + 2 * mult}, ...). '
-          f'Change {what}, or model.num_downs (8 for 256 px, 7 for 128, 6 for 64, 5 for 32).')
+          + (f'Change {what}, or model.num_downs (8 for 256 px, 7 for 128, 6 for 64, 5 for 32).'
+             if what == 'image_size' else f'Change {what}; the model comes from the checkpoint.'))
