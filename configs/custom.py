@@ -34,28 +34,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import default  # noqa: E402
+import paper  # noqa: E402
 
 
 def get_config():
-  c = default.get_config()
-  c.image_size = 256  # Training crop; a multiple of 2**model.num_downs.
-  c.batch_size = 1
-  c.num_epochs = 200
+  c = paper.get_config()
   c.checkpoint_every_steps = 5000
-  c.log_every_steps = 100
   c.sample_every_steps = 2000
   c.data.dataset = 'custom'
-  c.data.data_path = ''  # Required: the folder (see above).
   c.data.direction = 'AtoB'  # Input = A, target = B.
-  c.data.train_split = 'train'
-  c.data.eval_split = 'test'
-  c.data.preprocess = 'resize_and_crop'  # Paper jitter; see p2p_jax/data/preprocess.py.
-  c.data.load_size = 286
-  c.data.no_flip = False
-  c.data.max_dataset_size = -1  # Use at most this many training pairs (-1 = all).
-  c.data.strict = False  # True: stop at the first unreadable image instead of skipping it.
-  c.model.num_downs = 8
-  c.model.ngf = 64
-  c.model.ndf = 64
   return c

@@ -19,24 +19,14 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import default  # noqa: E402
+import paper  # noqa: E402
 
 
 def get_config():
-  c = default.get_config()
-  c.image_size = 256
+  c = paper.get_config()
   c.batch_size = 4
   c.num_epochs = 15
-  c.checkpoint_every_steps = 10_000
-  c.log_every_steps = 100
-  c.sample_every_steps = 5000
   c.data.dataset = 'edges2handbags'
   c.data.direction = 'AtoB'  # A = edges, B = photo: edges -> photo.
   c.data.eval_split = 'val'
-  c.data.preprocess = 'resize_and_crop'  # Resize to 286, random 256 crop (reference default).
-  c.data.load_size = 286
-  c.data.no_flip = False
-  c.model.num_downs = 8
-  c.model.ngf = 64
-  c.model.ndf = 64
   return c

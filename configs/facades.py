@@ -21,24 +21,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import default  # noqa: E402
+import paper  # noqa: E402
 
 
 def get_config():
-  c = default.get_config()
-  c.image_size = 256
-  c.batch_size = 1
-  c.num_epochs = 200
-  c.checkpoint_every_steps = 10_000
-  c.log_every_steps = 100
+  c = paper.get_config()
   c.sample_every_steps = 2000
   c.data.dataset = 'facades'
   c.data.direction = 'BtoA'  # A = photo, B = label map: labels -> photo.
   c.data.eval_split = 'test'
-  c.data.preprocess = 'resize_and_crop'  # Paper jitter: resize to 286, random 256 crop.
-  c.data.load_size = 286
-  c.data.no_flip = False  # Paper: random mirroring.
-  c.model.num_downs = 8
-  c.model.ngf = 64
-  c.model.ndf = 64
   return c

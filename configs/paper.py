@@ -1,0 +1,29 @@
+"""The paper's 256x256 setup (pix2pix Sec. 4, Appendix 6.1-6.2), shared by the dataset configs.
+
+U-Net-256 (8 downsamplings, 64 filters) and the 70x70 PatchGAN (64 filters), batch 1,
+200 epochs, random jitter (resize to 286, random 256 crop) and mirroring. Dataset configs
+import this and override the dataset, direction, epochs and batch size.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import default  # noqa: E402
+
+
+def get_config():
+  c = default.get_config()
+  c.image_size = 256  # Paper resolution.
+  c.batch_size = 1  # Paper: batch 1 (BatchNorm then acts as instance norm).
+  c.num_epochs = 200  # Paper: 200 epochs for the small datasets.
+  c.checkpoint_every_steps = 10_000
+  c.log_every_steps = 100
+  c.sample_every_steps = 5000
+  c.data.preprocess = 'resize_and_crop'  # Paper jitter: resize to 286, random 256 crop.
+  c.data.load_size = 286
+  c.data.no_flip = False  # Paper: random mirroring.
+  c.model.num_downs = 8  # U-Net-256.
+  c.model.ngf = 64
+  c.model.ndf = 64
+  return c
