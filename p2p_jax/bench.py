@@ -34,7 +34,7 @@ flags.DEFINE_integer('steps', 10, 'Timed train steps per round.')
 flags.DEFINE_integer('warmup', 3, 'Untimed steps before timing (after compilation).')
 flags.DEFINE_integer('rounds', 1, 'Alternating rounds (p2p_jax, torch, p2p_jax, ...).')
 flags.DEFINE_bool('torch', False, 'Also time the PyTorch reference, side by side.')
-flags.DEFINE_enum('what', 'train', ['train', 'pipeline'], 'What to time.')
+flags.DEFINE_enum('what', 'train', ['train', 'pipeline', 'loop'], 'What to time.')
 flags.DEFINE_integer('channels', 3, 'Input and output channels (train benchmark).')
 
 # Dense peak FLOP/s per device, by compute dtype, where known (vendor datasheets, SXM).
@@ -218,6 +218,35 @@ def bench_pipeline(config, steps: int, warmup: int) -> list[dict]:
                images_per_sec=config.batch_size / sec, batch_ms=1e3 * sec, steps=steps)]
 
 
+def bench_loop(config, steps: int, warmup: int) -> list[dict]:
+  """The real train_and_evaluate (input pipeline, logging, metrics) vs the bare step.
+
+  Both run in this process on the same config; the loop's rate excludes compilation and
+  its first dispatches (``WORKDIR/train_stats.json``).
+  """
+  import os
+  import tempfile
+
+  from p2p_jax import train
+  (step_line,) = bench_train(config, steps, warmup, rounds=1, with_torch=False)
+  with tempfile.TemporaryDirectory() as workdir:
+    c = config.copy_and_resolve_references()
+    with c.unlocked():
+      c.num_epochs = -1
+      c.num_train_steps = steps + warmup
+      c.log_every_steps = max(1, steps // 4)
+      c.checkpoint_every_steps = 10 ** 9  # Only the final checkpoint.
+      c.sample_every_steps = 10 ** 9
+    train.train_and_evaluate(c, workdir)
+    with open(os.path.join(workdir, 'train_stats.json')) as f:
+      stats = json.load(f)
+  loop_ips = stats.get('steady_images_per_sec')
+  return [step_line, dict(_common(config), impl='train_loop', images_per_sec=loop_ips,
+                          dataset=config.data.dataset, steps=steps,
+                          loop_over_step=loop_ips / step_line['images_per_sec']
+                          if loop_ips else None)]
+
+
 def main(argv):
   del argv
   config = FLAGS.config
@@ -226,6 +255,8 @@ def main(argv):
     sys.exit(2)
   if FLAGS.what == 'pipeline':
     lines = bench_pipeline(config, FLAGS.steps, FLAGS.warmup)
+  elif FLAGS.what == 'loop':
+    lines = bench_loop(config, FLAGS.steps, FLAGS.warmup)
   else:
     lines = bench_train(config, FLAGS.steps, FLAGS.warmup, FLAGS.rounds, FLAGS.torch,
                         FLAGS.channels)

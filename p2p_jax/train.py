@@ -9,6 +9,7 @@ SIGTERM) saves a checkpoint of the last completed step first.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -137,6 +138,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   step = start_step
   pending = None  # (first step of the dispatch, device metrics), fetched one dispatch late.
   t0, last_log_t, last_log_step = time.time(), time.time(), start_step
+  steady = None  # (time, step) after the first dispatch has compiled and run.
   old_handler = _install_sigterm_as_interrupt()
 
   def host_state():
@@ -174,6 +176,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         vals = flush(pending)
       pending = (step, m)
       step += k
+      if steady is None and step - start_step >= 2 * k:
+        jax.block_until_ready(m)
+        steady = (time.time(), step)
       crossed = lambda every: every > 0 and step // every != (step - k) // every  # noqa: E731
       if crossed(config.log_every_steps) and pending is not None and step > start_step + k:
         now = time.time()
@@ -192,8 +197,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       if crossed(config.checkpoint_every_steps):
         ckpt.save(step, host_state(), config, (channels.input, channels.target))
     if pending is not None:
-      flush(pending)
+      flush(pending)  # Blocks on the last step.
       pending = None
+    loop_end = time.time()
   except KeyboardInterrupt:
     if pending is not None:
       try:
@@ -217,6 +223,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   ckpt.wait()
   writer.flush()
   elapsed = time.time() - t0
+  _write_train_stats(workdir, config, start_step, step, elapsed, steady, loop_end)
   logging.info('done: %d steps in %s; checkpoints in %s, samples in %s', step - start_step,
                _fmt_time(elapsed), ckpt.directory, os.path.join(workdir, 'samples'))
   return final
@@ -243,6 +250,19 @@ def _make_periodic_evaluator(config, workdir, source, nets, writer):
     logging.warning('eval_every_steps set but p2p_jax.evaluate is unavailable; skipping.')
     return None
   return evaluate.make_periodic_evaluator(config, workdir, source, nets, writer)
+
+
+def _write_train_stats(workdir, config, start_step, step, elapsed, steady, loop_end) -> None:
+  """WORKDIR/train_stats.json: this run's throughput, excluding compilation and start-up."""
+  stats = {'start_step': start_step, 'end_step': step, 'wall_s': elapsed,
+           'batch_size': config.batch_size}
+  if steady is not None and step > steady[1]:
+    secs = loop_end - steady[0]
+    stats['steady_steps_per_sec'] = (step - steady[1]) / secs
+    stats['steady_images_per_sec'] = stats['steady_steps_per_sec'] * config.batch_size
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, 'train_stats.json'), 'w') as f:
+      json.dump(stats, f, indent=1)
 
 
 def _count(tree) -> int:

@@ -1,5 +1,6 @@
 """The real train_and_evaluate on the embedded data (tiny config, 2 fake CPU devices)."""
 
+import json
 import os
 
 import jax
@@ -31,6 +32,9 @@ def test_writes_checkpoint_samples_and_summaries(uninterrupted):
   samples = os.listdir(os.path.join(workdir, 'samples'))
   assert samples == ['step_0000003.png']
   assert any(f.startswith('events.out.tfevents') for f in os.listdir(workdir))
+  with open(os.path.join(workdir, 'train_stats.json')) as f:
+    stats = json.load(f)
+  assert stats['end_step'] == 3 and stats['steady_steps_per_sec'] > 0
   _, saved, channels = Checkpointer(workdir).restore_meta()
   assert saved.model.ngf == 8 and channels == (3, 3)
 
