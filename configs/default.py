@@ -65,7 +65,8 @@ def get_config() -> ml_collections.ConfigDict:
   m.d_norm = 'batch'  # 'batch', 'instance' or 'none'.
   m.init_std = 0.02  # Weights ~ N(0, init_std) (paper 0.02).
   m.sync_batch_stats = True  # BatchNorm statistics over the global batch, not per device.
-  m.conv_transpose_impl = 'auto'  # 'xla', 'fast' or 'auto' (fast on CPU).
+  m.conv_transpose_impl = 'auto'  # 'xla', 'fast' or 'auto' (fast on CPU); p2p_jax/ops.py.
+  m.conv_impl = 'auto'  # 4x4 stride-2 convs: 'xla', 'fast' or 'auto' (fast on CPU).
 
   # --- Loss ---------------------------------------------------------------------------
   c.loss = l = ml_collections.ConfigDict()

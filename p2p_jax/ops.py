@@ -2,15 +2,126 @@
 
 ``conv_transpose_4x4_s2`` is the U-Net's upsampling op: the equivalent of PyTorch's
 ``ConvTranspose2d(kernel_size=4, stride=2, padding=1)`` in NHWC, doubling H and W.
-Kernels are HWIO, shape ``(4, 4, C_in, C_out)``.
+``conv_4x4_s2`` is the downsampling op of the U-Net encoder and the PatchGAN:
+``Conv2d(kernel_size=4, stride=2, padding=1)``, halving H and W (floor).
+``conv_4x4_s1`` is the PatchGAN's last two layers: ``Conv2d(4, stride=1, padding=1)``.
+Kernels are HWIO, shape ``(4, 4, C_in, C_out)``; no bias (add it outside).
+
+Each op has a registry of implementations that compute the same function (values and
+gradients equal up to float rounding; ``tests/test_ops.py`` checks this):
+
+* ``'xla'``: the plain ``lax`` convolution, gradients by autodiff. The reference.
+* ``'fast'``: a CPU-friendly formulation (see each ``*_fast`` docstring). ``impl='auto'``
+  picks ``'fast'`` when the default backend is CPU and ``'xla'`` elsewhere (GPU/TPU
+  convolutions have no such slow paths, and the fast paths are unmeasured there).
+* ``'subpixel'`` (transposed conv only): the sub-pixel formulation with plain autodiff;
+  kept for experiments and as a second cross-check, never picked by ``'auto'``.
+
+The choice inside a fast path depends only on static shapes (trace time). Where a fast
+path needs a ``jax.custom_vjp`` (the transposed conv always; the others only for the
+per-image kernel gradient), forward-mode AD (``jax.jvp``, ``jacfwd``) is unavailable;
+reverse mode, ``jit``, ``vmap`` and bf16 work.
+
+Why XLA:CPU needs help (jaxlib 0.10.2, 2-core AVX-512 Xeon; numbers in
+``docs/perf_notes.md``, reproduce with ``python -m p2p_jax.bench_ops``):
+
+1. XLA:CPU runs a convolution on Eigen's fast spatial convolution only if it reaches the
+   backend in canonical form without window reversal. The algebraic simplifier swaps the
+   operands of a convolution whose window is larger than its input, which adds a window
+   reversal, and the convolution then runs in XLA's naive loop emitter: 20-100x slower.
+   Autodiff of the reference transposed convolution hits this for the kernel gradient at
+   every decoder level (the window, the 2H x 2W output gradient, is larger than the H x W
+   input): seconds per step at U-Net-256. Feature maps below 4x4 (the innermost levels)
+   hit it in the forward pass and the input gradients.
+2. Kernel-gradient convolutions contract over the batch as Eigen's innermost "depth" axis;
+   at batch > 1 on large maps that is 2-3x slower per image than batch 1 (see
+   ``_use_per_image``).
+3. (Not fixable here.) Inside ``lax.scan``/``while`` bodies XLA:CPU leaves convolutions
+   non-canonical, i.e. on the naive path: keep train steps out of rolled loops on CPU
+   (``unroll=True`` avoids it).
+
+The transposed convolution decomposes into four phases (sub-pixel convolution)::
+
+  y[n, 2m+a, 2l+b] = sum_{t,s in {0,1}} x[n, m+t-1+a, l+s-1+b] . K[2t+a, 2s+b]
+
+(``x`` zero outside its bounds, ``a, b in {0, 1}``): each output phase is a 2x2 stride-1
+convolution of ``x`` with the kernel taps ``K[a::2, b::2]``, padded ``(1-a, a)``. Its
+kernel gradient per phase is then a stride-1 kernel-gradient convolution whose window (an
+H x W phase of the output gradient) is no larger than its input (``x``), so it stays on
+Eigen's fast path.
 """
 
 from __future__ import annotations
 
+import functools
+from typing import Callable, Dict
+
 import jax
+import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
+# Kernel-gradient convolutions: x's batch axis is contracted (as the "feature" axis) and its
+# channel axis is carried through (as the "batch" axis); the output gradient is the kernel.
+_KGRAD_DN = ('CHWN', 'IHWO', 'HWNC')
+
+# Below this spatial product (H*W of the smaller operand) XLA:CPU swaps conv operands (see
+# module docstring); the fast paths avoid handing XLA such convolutions.
+_SMALL_SPATIAL = 16
+# Below this many output channels the per-phase kernel-gradient convolutions are narrow
+# (slow in Eigen); one 3x3 kernel-gradient convolution with 4*C_out channels is faster.
+_NARROW_COUT = 32
+# Kernel-gradient convolutions contract over the batch as Eigen's innermost "depth" axis,
+# which is slow for depth > 1 on large maps: when the smaller of the two maps (input, output)
+# has >= 900 pixels (~30x30) and C_out >= 32, one kernel-gradient convolution per image,
+# summed, is 1.3-2.5x faster at batch 2-8. Unrolled, so only up to this batch size.
+_PER_IMAGE_MIN_SPATIAL = 900
+_PER_IMAGE_MIN_COUT = 32
+_PER_IMAGE_MAX_BATCH = 16
+# Transposed conv on maps below this H*W: backward through the sub-pixel form (its
+# stride-1 phase convolutions beat the reference's strided input gradient there).
+_SUBPIXEL_BWD_SPATIAL = 256
+
+
+def _use_per_image(n: int, smaller_map_hw: int, c_out: int) -> bool:
+  return (1 < n <= _PER_IMAGE_MAX_BATCH and smaller_map_hw >= _PER_IMAGE_MIN_SPATIAL
+          and c_out >= _PER_IMAGE_MIN_COUT)
+
+
+def _sum_per_image_kernel_grads(conv, x: jax.Array, kernel: jax.Array, g: jax.Array):
+  """sum_i dconv(x[i], kernel)/dkernel . g[i], in float32: one small-depth conv per image."""
+  dk = None
+  for i in range(x.shape[0]):
+    _, vjp = jax.vjp(lambda k, i=i: conv(x[i:i + 1], k), kernel)
+    d = vjp(g[i:i + 1])[0].astype(jnp.float32)
+    dk = d if dk is None else dk + d
+  return dk
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _per_image_kernel_grad(conv, x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """``conv(x, kernel)`` whose kernel gradient is summed over per-image convolutions."""
+  return conv(x, kernel)
+
+
+def _pikg_fwd(conv, x, kernel):
+  return conv(x, kernel), (x, kernel)
+
+
+def _pikg_bwd(conv, res, g):
+  x, kernel = res
+  _, vjp_x = jax.vjp(lambda a: conv(a, kernel), x)
+  dk = _sum_per_image_kernel_grads(conv, x, kernel, g)
+  return vjp_x(g)[0], dk.astype(kernel.dtype)
+
+
+_per_image_kernel_grad.defvjp(_pikg_fwd, _pikg_bwd)
+
+
+# ----------------------------------------------------------------------------------------
+# Transposed convolution 4x4, stride 2, padding 1.
+# ----------------------------------------------------------------------------------------
 
 
 def conv_transpose_4x4_s2_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -19,19 +130,257 @@ def conv_transpose_4x4_s2_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
                             dimension_numbers=_DN)
 
 
-_IMPLS = {'xla': conv_transpose_4x4_s2_xla}
+def _interleave_phases(phases) -> jax.Array:
+  """phases[a][b]: [N,H,W,C] -> [N,2H,2W,C] with out[:, 2m+a, 2l+b] = phases[a][b][:, m, l]."""
+  n, h, w, c = phases[0][0].shape
+  rows = [jnp.stack(phases[a], axis=3) for a in range(2)]  # [N,H,W,2(b),C]
+  return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, c)  # [N,H,2(a),W,2(b),C]
+
+
+def conv_transpose_4x4_s2_subpixel(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Sub-pixel formulation: four 2x2 stride-1 convolutions (one per output phase) + interleave.
+
+  Plain autodiff; every forward and gradient convolution is stride 1. On CPU its forward
+  and input gradient are no faster than the reference's (slower for few output channels),
+  but its kernel gradient avoids the slow path; ``'fast'`` combines the best parts.
+  """
+  phases = [[_phase_conv(x, kernel, a, b) for b in range(2)] for a in range(2)]
+  return _interleave_phases(phases)
+
+
+def _phase_conv(x: jax.Array, kernel: jax.Array, a: int, b: int) -> jax.Array:
+  """Output phase (a, b): 2x2 stride-1 conv with taps K[a::2, b::2], padding (1-a, a).
+
+  Along a size-1 axis only tap 1-a meets the input; it is used alone, unpadded, so that a
+  1x1 input gives a 1x1 convolution (a matmul) that XLA does not swap.
+  """
+  taps = kernel[a::2, b::2]
+  pad_h, pad_w = (1 - a, a), (1 - b, b)
+  if x.shape[1] == 1:
+    taps, pad_h = taps[1 - a:2 - a], (0, 0)
+  if x.shape[2] == 1:
+    taps, pad_w = taps[:, 1 - b:2 - b], (0, 0)
+  return lax.conv_general_dilated(x, taps, (1, 1), (pad_h, pad_w), dimension_numbers=_DN)
+
+
+def _ct_kernel_grad_phases(x: jax.Array, g: jax.Array) -> jax.Array:
+  """Kernel gradient of the transposed conv as four stride-1 kernel-gradient convolutions."""
+  n, h, w, ci = x.shape
+  co = g.shape[-1]
+  per_phase = [[lax.conv_general_dilated(x, g[:, a::2, b::2, :], (1, 1),
+                                         ((1 - a, a), (1 - b, b)), dimension_numbers=_KGRAD_DN,
+                                         preferred_element_type=jnp.float32)
+                for b in range(2)] for a in range(2)]  # [a][b] -> [2(t),2(s),Ci,Co]
+  dk = jnp.stack([jnp.stack(row, 0) for row in per_phase], 0)  # [a,b,t,s,Ci,Co]
+  return dk.transpose(2, 0, 3, 1, 4, 5).reshape(4, 4, ci, co)  # [(t,a),(s,b),Ci,Co]
+
+
+# dK[kh] = G9[_T9[kh], ..., _A9[kh], ...] with kh = 2t+a and the 3x3 window index i = t+a.
+_T9 = np.array([0, 1, 1, 2])
+_A9 = np.array([0, 1, 0, 1])
+
+
+def _ct_kernel_grad_3x3(x: jax.Array, g: jax.Array) -> jax.Array:
+  """Kernel gradient as ONE 3x3 kernel-gradient conv against the space-to-depth'd gradient.
+
+  Computes 36 tap/phase blocks of which 16 are needed (2.25x the FLOPs), but with 4*C_out
+  output channels instead of C_out; faster when C_out is small (the RGB output layer).
+  """
+  n, h, w, ci = x.shape
+  co = g.shape[-1]
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  gs = g.reshape(n, h, 2, w, 2, co).transpose(0, 1, 3, 2, 4, 5).reshape(n, h, w, 4 * co)
+  g9 = lax.conv_general_dilated(xp, gs, (1, 1), 'VALID', dimension_numbers=_KGRAD_DN,
+                                preferred_element_type=jnp.float32)
+  g9 = g9.reshape(3, 3, ci, 2, 2, co).transpose(0, 3, 1, 4, 2, 5)  # [i,a,j,b,Ci,Co]
+  return g9[_T9[:, None], _A9[:, None], _T9[None, :], _A9[None, :]]
+
+
+def _ct_kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
+  """Kernel gradient of the transposed conv (float32), choosing the fastest formulation."""
+  if g.shape[-1] < _NARROW_COUT:
+    return _ct_kernel_grad_3x3(x, g)
+  n, h, w, _ = x.shape
+  if _use_per_image(n, h * w, g.shape[-1]):
+    dk = _ct_kernel_grad_phases(x[:1], g[:1])
+    for i in range(1, n):
+      dk = dk + _ct_kernel_grad_phases(x[i:i + 1], g[i:i + 1])
+    return dk
+  return _ct_kernel_grad_phases(x, g)
+
+
+def _ct_forward_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  if x.shape[1] * x.shape[2] < _SMALL_SPATIAL:
+    return conv_transpose_4x4_s2_subpixel(x, kernel)
+  return conv_transpose_4x4_s2_xla(x, kernel)
+
+
+@jax.custom_vjp
+def conv_transpose_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """CPU fast path (``'fast'``): same function as the reference, custom gradients.
+
+  * forward: the reference (bit-identical) except for feature maps with H*W < 16, which
+    use the sub-pixel form (the reference would take XLA's slow swapped-operand path);
+  * input gradient: a 4x4 stride-2 conv of the output gradient with the spatially flipped,
+    in/out-swapped kernel (what autodiff of the reference computes), via
+    ``conv_4x4_s2_fast``;
+  * kernel gradient: per-phase stride-1 kernel-gradient convolutions
+    (``_ct_kernel_grad_phases``), or one 3x3 one for C_out < 32 (``_ct_kernel_grad_3x3``).
+
+  Measured (2-core CPU, f32, forward + both gradients, U-Net-256 decoder shapes, see
+  ``docs/perf_notes.md``): 10-60x faster than the reference at 8..64 px inputs, and
+  slightly faster than ``torch.nn.functional.conv_transpose2d`` overall at batch 1 and 4.
+  """
+  return _ct_forward_fast(x, kernel)
+
+
+def _ct_fast_fwd(x, kernel):
+  return _ct_forward_fast(x, kernel), (x, kernel)
+
+
+def _ct_fast_bwd(res, g):
+  x, kernel = res
+  g = g.astype(x.dtype)
+  if x.shape[1] * x.shape[2] < _SUBPIXEL_BWD_SPATIAL:
+    # Small maps: the weights dominate; the sub-pixel backward reads them once, unflipped.
+    dx, dk = jax.vjp(conv_transpose_4x4_s2_subpixel, x, kernel)[1](g)
+    return dx, dk
+  # Adjoint: dx[m] = sum_k g_pad1[2m+k] . K[3-k]^T, a 4x4 stride-2 padding-1 convolution.
+  dx = conv_4x4_s2_xla(g, jnp.flip(kernel, (0, 1)).swapaxes(2, 3))
+  return dx.astype(x.dtype), _ct_kernel_grad(x, g).astype(kernel.dtype)
+
+
+conv_transpose_4x4_s2_fast.defvjp(_ct_fast_fwd, _ct_fast_bwd)
+
+
+_IMPLS: Dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    'xla': conv_transpose_4x4_s2_xla,
+    'fast': conv_transpose_4x4_s2_fast,
+    'subpixel': conv_transpose_4x4_s2_subpixel,
+}
+
+
+def _resolve(impl: str, registry, what: str) -> str:
+  if impl == 'auto':
+    return 'fast' if ('fast' in registry and jax.default_backend() == 'cpu') else 'xla'
+  if impl not in registry:
+    raise ValueError(f'Unknown {what} {impl!r}; choose from {sorted(registry) + ["auto"]}.')
+  return impl
 
 
 def resolve_impl(impl: str) -> str:
-  """Maps 'auto' to the best implementation for the default backend."""
-  if impl == 'auto':
-    return 'fast' if ('fast' in _IMPLS and jax.default_backend() == 'cpu') else 'xla'
-  if impl not in _IMPLS:
-    raise ValueError(f'Unknown conv_transpose_impl {impl!r}; choose from '
-                     f'{sorted(_IMPLS) + ["auto"]}.')
-  return impl
+  """Maps 'auto' to the best transposed-conv implementation for the default backend."""
+  return _resolve(impl, _IMPLS, 'conv_transpose_impl')
 
 
 def conv_transpose_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
   """4x4 stride-2 transposed convolution (PyTorch padding=1): [N,H,W,Ci] -> [N,2H,2W,Co]."""
   return _IMPLS[resolve_impl(impl)](x, kernel)
+
+
+# ----------------------------------------------------------------------------------------
+# Convolution 4x4, stride 2, padding 1.
+# ----------------------------------------------------------------------------------------
+
+
+def conv_4x4_s2_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Reference implementation: XLA's strided convolution, gradients by autodiff."""
+  return lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_DN)
+
+
+def conv_4x4_s2_s2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Space-to-depth formulation: pad, 2x2 space-to-depth, then a 2x2 stride-1 VALID conv.
+
+  ``y[o] = sum_k xp[2o+k] K[k]`` with ``k = 2t+a`` is ``sum_t s2d(xp)[o+t, a] K[2t+a]``.
+  Odd H/W: the last padding row/column is never read, so it is dropped.
+  """
+  n, h, w, ci = x.shape
+  co = kernel.shape[-1]
+  ho, wo = h // 2, w // 2
+  xp = jnp.pad(x, ((0, 0), (1, 2 * ho + 1 - h), (1, 2 * wo + 1 - w), (0, 0)))
+  xs = xp.reshape(n, ho + 1, 2, wo + 1, 2, ci).transpose(0, 1, 3, 2, 4, 5)
+  xs = xs.reshape(n, ho + 1, wo + 1, 4 * ci)
+  k2 = kernel.reshape(2, 2, 2, 2, ci, co).transpose(0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * ci, co)
+  return lax.conv_general_dilated(xs, k2, (1, 1), 'VALID', dimension_numbers=_DN)
+
+
+def _conv_4x4_s2_to_1x1(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """H, W in {2, 3} (a 1x1 output): the window meets x[i, j] with tap (i+1, j+1); a matmul."""
+  h, w = x.shape[1], x.shape[2]
+  y = jnp.einsum('nijc,ijcd->nd', x, kernel[1:1 + h, 1:1 + w])
+  return y[:, None, None, :]
+
+
+def _conv_4x4_s2_small_or_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  ho, wo = x.shape[1] // 2, x.shape[2] // 2
+  if ho == 1 and wo == 1:
+    return _conv_4x4_s2_to_1x1(x, kernel)
+  if ho * wo < _SMALL_SPATIAL:
+    return conv_4x4_s2_s2d(x, kernel)
+  return conv_4x4_s2_xla(x, kernel)
+
+
+def conv_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """CPU fast path (``'fast'``); plain autodiff except for the per-image kernel gradient.
+
+  * 1x1 output (2-3 px input): a matmul with the 2x2 (or 3x3) taps that meet the input;
+  * other outputs with H_out*W_out < 16 (input <= 7 px): the space-to-depth form. XLA:CPU
+    would swap operands in the reference's forward or input-gradient convolution and run it
+    in its naive loop emitter; the space-to-depth form has only stride-1 convolutions whose
+    windows fit their inputs;
+  * otherwise the reference, and for batch 2..16 with >= 900-pixel outputs and >= 32
+    output channels, a kernel gradient summed over one convolution per image.
+  """
+  n, co = x.shape[0], kernel.shape[-1]
+  if _use_per_image(n, (x.shape[1] // 2) * (x.shape[2] // 2), co):
+    return _per_image_kernel_grad(conv_4x4_s2_xla, x, kernel)
+  return _conv_4x4_s2_small_or_xla(x, kernel)
+
+
+_CONV_IMPLS: Dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    'xla': conv_4x4_s2_xla,
+    'fast': conv_4x4_s2_fast,
+}
+
+
+def resolve_conv_impl(impl: str) -> str:
+  """Maps 'auto' to the best strided-conv implementation for the default backend."""
+  return _resolve(impl, _CONV_IMPLS, 'conv_impl')
+
+
+def conv_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
+  """4x4 stride-2 convolution, padding 1 (PyTorch Conv2d(4, 2, 1)): [N,H,W,Ci] -> [N,H//2,W//2,Co]."""
+  return _CONV_IMPLS[resolve_conv_impl(impl)](x, kernel)
+
+
+# ----------------------------------------------------------------------------------------
+# Convolution 4x4, stride 1, padding 1 (the PatchGAN's last two layers).
+# ----------------------------------------------------------------------------------------
+
+
+def conv_4x4_s1_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Reference implementation: [N,H,W,Ci] -> [N,H-1,W-1,Co], gradients by autodiff."""
+  return lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=_DN)
+
+
+def conv_4x4_s1_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """CPU fast path (``'fast'``): the reference, with the per-image kernel gradient for batch
+  2..16, >= 900-pixel outputs and >= 32 output channels (the PatchGAN's 256 -> 512 layer)."""
+  n, h, w, _ = x.shape
+  if _use_per_image(n, (h - 1) * (w - 1), kernel.shape[-1]):
+    return _per_image_kernel_grad(conv_4x4_s1_xla, x, kernel)
+  return conv_4x4_s1_xla(x, kernel)
+
+
+_CONV_S1_IMPLS: Dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    'xla': conv_4x4_s1_xla,
+    'fast': conv_4x4_s1_fast,
+}
+
+
+def conv_4x4_s1(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
+  """4x4 stride-1 convolution, padding 1 (PyTorch Conv2d(4, 1, 1)): [N,H,W,Ci] -> [N,H-1,W-1,Co].
+
+  ``impl`` as for ``conv_4x4_s2`` (same names, same ``resolve_conv_impl``).
+  """
+  return _CONV_S1_IMPLS[resolve_conv_impl(impl)](x, kernel)

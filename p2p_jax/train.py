@@ -64,7 +64,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
 def _check_compatible(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict):
   diffs = [f'model.{k}: checkpoint {saved.model[k]!r} vs now {config.model[k]!r}'
            for k in config.model if k in saved.model and saved.model[k] != config.model[k]
-           and k not in ('conv_transpose_impl', 'sync_batch_stats')]
+           and k not in ('conv_transpose_impl', 'conv_impl', 'sync_batch_stats')]
   if diffs:
     raise checkpoints.CheckpointError(
         'The workdir holds checkpoints of a different model:\n  ' + '\n  '.join(diffs) +

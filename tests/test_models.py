@@ -104,3 +104,33 @@ def test_min_image_size_accounts_for_patchgan():
   check_image_size(c, 24)
   with pytest.raises(ConfigError):
     check_image_size(c, 20)
+
+
+@pytest.mark.parametrize('batch', [1, 3])
+def test_fast_conv_paths_equal_autodiff_through_whole_networks(batch):
+  """CPU fast paths (p2p_jax.ops) vs plain lax convs: outputs and all gradients."""
+  x = jax.random.normal(jax.random.key(1), (batch, 32, 32, 3))
+  make = lambda impl: UNetGenerator(output_channels=2, num_downs=5, ngf=8,  # noqa: E731
+                                    conv_transpose_impl=impl, conv_impl=impl)
+  v = make('xla').init(jax.random.key(0), x, train=False)
+
+  def loss(params, impl):
+    y, _ = make(impl).apply({'params': params, 'batch_stats': v['batch_stats']}, x,
+                            train=True, dropout=False, mutable=['batch_stats'])
+    return jnp.sum(jnp.sin(3 * y)), y
+
+  (l_ref, y_ref), g_ref = jax.value_and_grad(loss, has_aux=True)(v['params'], 'xla')
+  (l_fast, y_fast), g_fast = jax.value_and_grad(loss, has_aux=True)(v['params'], 'fast')
+  np.testing.assert_allclose(y_fast, y_ref, rtol=1e-4, atol=1e-5)
+  for a, b in zip(jax.tree.leaves(g_ref), jax.tree.leaves(g_fast)):
+    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4)
+
+  d = lambda impl: NLayerDiscriminator(ndf=8, conv_impl=impl)  # noqa: E731
+  xd = jax.random.normal(jax.random.key(2), (batch, 32, 32, 6))
+  dv = d('xla').init(jax.random.key(0), xd, train=False)
+  f = lambda p, impl: jnp.sum(d(impl).apply(  # noqa: E731
+      {'params': p, 'batch_stats': dv['batch_stats']}, xd, train=True,
+      mutable=['batch_stats'])[0] ** 2)
+  for a, b in zip(jax.tree.leaves(jax.grad(f)(dv['params'], 'xla')),
+                  jax.tree.leaves(jax.grad(f)(dv['params'], 'fast'))):
+    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4)

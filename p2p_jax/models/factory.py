@@ -27,7 +27,9 @@ def build_generator(config: ml_collections.ConfigDict, output_channels: int,
     raise ConfigError(f"model.generator must be 'unet', got {m.generator!r}.")
   return UNetGenerator(output_channels=output_channels, num_downs=m.num_downs, ngf=m.ngf,
                        norm=m.g_norm, dropout_rate=m.dropout, init_std=m.init_std,
-                       conv_transpose_impl=m.conv_transpose_impl, axis_name=axis_name,
+                       conv_transpose_impl=m.conv_transpose_impl,
+                       conv_impl=m.get('conv_impl', 'auto'),
+                       axis_name=axis_name,
                        dtype=compute_dtype(config))
 
 
@@ -36,7 +38,7 @@ def build_discriminator(config: ml_collections.ConfigDict, axis_name: str | None
   kw = dict(ndf=m.ndf, norm=m.d_norm, init_std=m.init_std, axis_name=axis_name,
             dtype=compute_dtype(config))
   if m.discriminator == 'patch':
-    return NLayerDiscriminator(n_layers=m.n_layers, **kw)
+    return NLayerDiscriminator(n_layers=m.n_layers, conv_impl=m.get('conv_impl', 'auto'), **kw)
   if m.discriminator == 'pixel':
     return PixelDiscriminator(**kw)
   raise ConfigError(f"model.discriminator must be 'patch' or 'pixel', got {m.discriminator!r}.")

@@ -28,6 +28,7 @@ class Conv(nn.Module):
   padding: int = 1
   use_bias: bool = False
   init_std: float = 0.02
+  impl: str = 'auto'  # For the 4x4 stride-2 padding-1 case: see p2p_jax.ops.conv_4x4_s2.
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -38,8 +39,11 @@ class Conv(nn.Module):
     x = x.astype(self.dtype)
     kernel = kernel.astype(self.dtype)
     p = self.padding
-    y = lax.conv_general_dilated(x, kernel, (self.stride, self.stride), ((p, p), (p, p)),
-                                 dimension_numbers=_DN)
+    if (k, self.stride, p) == (4, 2, 1):
+      y = ops.conv_4x4_s2(x, kernel, self.impl)
+    else:
+      y = lax.conv_general_dilated(x, kernel, (self.stride, self.stride), ((p, p), (p, p)),
+                                   dimension_numbers=_DN)
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32
                          ).astype(self.dtype)

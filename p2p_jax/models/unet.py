@@ -36,6 +36,7 @@ class UNetGenerator(nn.Module):
   num_dropout_blocks: int = 3
   init_std: float = 0.02
   conv_transpose_impl: str = 'auto'
+  conv_impl: str = 'auto'
   axis_name: str | None = None
   dtype: Any = jnp.float32
 
@@ -59,8 +60,8 @@ class UNetGenerator(nn.Module):
     for i, w in enumerate(widths):
       if i > 0:
         h = nn.leaky_relu(h, 0.2)
-      h = Conv(w, use_bias=bias, init_std=self.init_std, dtype=self.dtype,
-               name=f'down{i}')(h)
+      h = Conv(w, use_bias=bias, init_std=self.init_std, impl=self.conv_impl,
+               dtype=self.dtype, name=f'down{i}')(h)
       if 0 < i < self.num_downs - 1:
         h = norm()(h)
       skips.append(h)

@@ -1,0 +1,220 @@
+"""Optional PyTorch pix2pix (networks + one training step), for parity and speed comparisons.
+
+Written from the description of the reference implementation
+(junyanz/pytorch-CycleGAN-and-pix2pix: ``UnetGenerator``, ``NLayerDiscriminator``,
+``Pix2PixModel.optimize_parameters``), not copied from it. PyTorch is imported lazily:
+importing this module does not need torch, and nothing in training uses it.
+
+Reference rules reproduced here:
+
+* U-Net: recursive skip blocks; each level is ``LeakyReLU(0.2) -> Conv(4, 2, 1) -> norm``
+  down and ``ReLU -> ConvTranspose(4, 2, 1) -> norm`` up, output concatenated with the
+  level's input (``[input, output]`` along channels). The outermost level has no
+  activation/norm before its down conv and ends with ``Tanh`` (its up conv has a bias); the
+  innermost level has no norm on its down path and its up conv sees ``inner_nc`` (not 2x)
+  channels. Dropout(0.5) after the up path of the ``num_downs - 5`` middle ``ngf*8``
+  levels when ``use_dropout``.
+* Conv biases: only with instance norm (``use_bias = norm is InstanceNorm2d``), except the
+  outermost up conv of G and the first and last convs of D, which always have one. As in
+  the reference, ``norm='none'`` therefore gives bias-free convs too.
+* Init: conv weights ~ N(0, 0.02), biases 0; BatchNorm weight ~ N(1, 0.02), bias 0.
+  (The ``torch.manual_seed`` in effect decides the draw.)
+* Step: D update on ``0.5 * (BCE(D([A, B]), 1) + BCE(D([A, G(A).detach()]), 0))``, then
+  G update on ``BCE(D([A, G(A)]), 1) + lambda_l1 * L1(G(A), B)`` (D frozen), with one
+  forward of G shared by both, Adam(lr, betas) for each network. Tensors are NCHW.
+
+Parameter counts with the paper settings: U-Net-256 (``num_downs=8, ngf=64``, 3 -> 3,
+batch norm) 54,413,955; 70x70 PatchGAN (``n_layers=3, ndf=64``, 6 input channels, batch
+norm) 2,768,705.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+
+def _torch():
+  import torch  # pylint: disable=import-outside-toplevel
+  return torch
+
+
+def _norm_layer(norm: str):
+  nn = _torch().nn
+  if norm == 'batch':
+    return lambda c: nn.BatchNorm2d(c, affine=True, track_running_stats=True), False
+  if norm == 'instance':
+    return lambda c: nn.InstanceNorm2d(c, affine=False, track_running_stats=False), True
+  if norm == 'none':
+    return lambda c: nn.Identity(), False  # Reference quirk: no bias without a norm either.
+  raise ValueError(f'Unknown norm {norm!r}; choose batch, instance or none.')
+
+
+def init_weights(net, gain: float = 0.02):
+  """Reference 'normal' init: conv weights N(0, gain), biases 0; BatchNorm weight N(1, gain)."""
+  nn = _torch().nn
+
+  def init(m):
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+      nn.init.normal_(m.weight, 0.0, gain)
+      if m.bias is not None:
+        nn.init.constant_(m.bias, 0.0)
+    elif isinstance(m, nn.BatchNorm2d):
+      nn.init.normal_(m.weight, 1.0, gain)
+      nn.init.constant_(m.bias, 0.0)
+
+  net.apply(init)
+  return net
+
+
+def _skip_block(outer_nc: int, inner_nc: int, input_nc: int | None, submodule, *,
+                outermost: bool = False, innermost: bool = False, norm: str = 'batch',
+                use_dropout: bool = False):
+  torch = _torch()
+  nn = torch.nn
+  make_norm, use_bias = _norm_layer(norm)
+  input_nc = outer_nc if input_nc is None else input_nc
+
+  down_conv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+  if outermost:
+    up_conv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+    layers = [down_conv, submodule, nn.ReLU(True), up_conv, nn.Tanh()]
+  elif innermost:
+    up_conv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1,
+                                 bias=use_bias)
+    layers = [nn.LeakyReLU(0.2, True), down_conv,
+              nn.ReLU(True), up_conv, make_norm(outer_nc)]
+  else:
+    up_conv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1,
+                                 bias=use_bias)
+    layers = [nn.LeakyReLU(0.2, True), down_conv, make_norm(inner_nc), submodule,
+              nn.ReLU(True), up_conv, make_norm(outer_nc)]
+    if use_dropout:
+      layers.append(nn.Dropout(0.5))
+
+  class SkipBlock(nn.Module):
+
+    def __init__(self):
+      super().__init__()
+      self.model = nn.Sequential(*layers)
+      self.outermost = outermost
+
+    def forward(self, x):
+      if self.outermost:
+        return self.model(x)
+      return torch.cat([x, self.model(x)], 1)
+
+  return SkipBlock()
+
+
+def UnetGenerator(input_nc: int, output_nc: int, num_downs: int, ngf: int = 64,  # pylint: disable=invalid-name
+                  norm: str = 'batch', use_dropout: bool = True, init_gain: float = 0.02):
+  """U-Net generator (reference ``UnetGenerator``); input H, W divisible by 2**num_downs."""
+  if num_downs < 5:
+    raise ValueError(f'num_downs must be >= 5, got {num_downs}.')
+  kw = dict(norm=norm)
+  block = _skip_block(ngf * 8, ngf * 8, None, None, innermost=True, **kw)
+  for _ in range(num_downs - 5):
+    block = _skip_block(ngf * 8, ngf * 8, None, block, use_dropout=use_dropout, **kw)
+  block = _skip_block(ngf * 4, ngf * 8, None, block, **kw)
+  block = _skip_block(ngf * 2, ngf * 4, None, block, **kw)
+  block = _skip_block(ngf, ngf * 2, None, block, **kw)
+  block = _skip_block(output_nc, ngf, input_nc, block, outermost=True, **kw)
+  return init_weights(block, init_gain)
+
+
+def NLayerDiscriminator(input_nc: int, ndf: int = 64, n_layers: int = 3,  # pylint: disable=invalid-name
+                        norm: str = 'batch', init_gain: float = 0.02):
+  """PatchGAN discriminator (reference ``NLayerDiscriminator``); 70x70 for n_layers=3."""
+  nn = _torch().nn
+  make_norm, use_bias = _norm_layer(norm)
+  layers: List[Any] = [nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1),
+                       nn.LeakyReLU(0.2, True)]
+  mult = 1
+  for n in range(1, n_layers):
+    prev, mult = mult, min(2 ** n, 8)
+    layers += [nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=2, padding=1,
+                         bias=use_bias),
+               make_norm(ndf * mult), nn.LeakyReLU(0.2, True)]
+  prev, mult = mult, min(2 ** n_layers, 8)
+  layers += [nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=1, padding=1, bias=use_bias),
+             make_norm(ndf * mult), nn.LeakyReLU(0.2, True),
+             nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1)]
+  return init_weights(nn.Sequential(*layers), init_gain)
+
+
+def count_params(net) -> int:
+  """Number of trainable parameters (BatchNorm running statistics excluded)."""
+  return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def make_torch_step(G, D, lambda_l1: float = 100.0, lr: float = 2e-4,  # pylint: disable=invalid-name
+                    betas: Tuple[float, float] = (0.5, 0.999)) -> Callable[..., Dict[str, float]]:
+  """Returns ``step(real_a, real_b) -> losses``: one pix2pix D update then one G update.
+
+  ``real_a``/``real_b`` are NCHW float tensors in [-1, 1]. The networks are put in train
+  mode (BatchNorm batch statistics, dropout on), as in the reference's training loop.
+  """
+  torch = _torch()
+  bce = torch.nn.BCEWithLogitsLoss()
+  l1 = torch.nn.L1Loss()
+  opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
+  opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=betas)
+  G.train()
+  D.train()
+
+  def gan_loss(pred, is_real: bool):
+    return bce(pred, torch.full_like(pred, 1.0 if is_real else 0.0))
+
+  def set_requires_grad(net, flag: bool):
+    for p in net.parameters():
+      p.requires_grad_(flag)
+
+  def step(real_a, real_b) -> Dict[str, float]:
+    fake_b = G(real_a)
+    # D: real pairs -> 1, fake pairs (G detached) -> 0.
+    set_requires_grad(D, True)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d_fake = gan_loss(D(torch.cat([real_a, fake_b.detach()], 1)), False)
+    loss_d_real = gan_loss(D(torch.cat([real_a, real_b], 1)), True)
+    loss_d = (loss_d_fake + loss_d_real) * 0.5
+    loss_d.backward()
+    opt_d.step()
+    # G: fool the (updated, frozen) D and stay close to the target in L1.
+    set_requires_grad(D, False)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g_gan = gan_loss(D(torch.cat([real_a, fake_b], 1)), True)
+    loss_g_l1 = l1(fake_b, real_b) * lambda_l1
+    loss_g = loss_g_gan + loss_g_l1
+    loss_g.backward()
+    opt_g.step()
+    losses = {'loss_D': loss_d, 'loss_D_real': loss_d_real, 'loss_D_fake': loss_d_fake,
+              'loss_G': loss_g, 'loss_G_GAN': loss_g_gan, 'loss_G_L1': loss_g_l1}
+    return {k: v.detach().item() for k, v in losses.items()}
+
+  return step
+
+
+def nhwc_to_torch(x):
+  """A NHWC array (numpy or JAX) -> a contiguous float32 NCHW torch tensor."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  torch = _torch()
+  return torch.from_numpy(np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 3, 1, 2)))
+
+
+def time_torch_step(step: Callable[..., Any], batch: Sequence[Any], steps: int,
+                    warmup: int = 1) -> List[float]:
+  """Runs ``step(*batch)`` ``warmup`` times untimed, then ``steps`` times; per-step seconds.
+
+  ``batch`` is ``(real_a, real_b)`` (NCHW tensors; see ``nhwc_to_torch``). Leaves
+  ``torch.set_num_threads`` at its default. CPU torch is synchronous, and ``step``
+  returns Python floats, so each timing covers the whole step.
+  """
+  for _ in range(warmup):
+    step(*batch)
+  times = []
+  for _ in range(steps):
+    t0 = time.perf_counter()
+    step(*batch)
+    times.append(time.perf_counter() - t0)
+  return times

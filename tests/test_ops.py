@@ -1,0 +1,204 @@
+"""Fast paths of p2p_jax.ops against the XLA references: values and both gradients."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from p2p_jax import ops
+
+
+def _rel_err(a, b):
+  a = np.asarray(a, np.float64)
+  b = np.asarray(b, np.float64)
+  return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+def _value_and_grads(fn, x, k, seed=1):
+  """(y, dy/dx . g, dy/dk . g) for a fixed random cotangent g, computed under jit."""
+  y_shape = jax.eval_shape(fn, x, k)
+  g = jax.random.normal(jax.random.PRNGKey(seed), y_shape.shape, jnp.float32).astype(x.dtype)
+
+  @jax.jit
+  def run(x, k, g):
+    y, vjp = jax.vjp(fn, x, k)
+    return (y,) + vjp(g)
+
+  return run(x, k, g)
+
+
+def _inputs(shape_x, c_out, dtype=jnp.float32, seed=0):
+  kx, kk = jax.random.split(jax.random.PRNGKey(seed))
+  x = jax.random.normal(kx, shape_x, jnp.float32)
+  k = 0.1 * jax.random.normal(kk, (4, 4, shape_x[-1], c_out), jnp.float32)
+  return x.astype(dtype), k.astype(dtype)
+
+
+# (N, H, W, C_in, C_out). They cover: batch 1 and > 1; odd/even and H != W; C_in != C_out;
+# C_out < 32 (3x3 kernel-gradient path) and >= 32 (per-phase path); H*W < 16 (sub-pixel
+# forward, space-to-depth input gradient) and >= 16 (XLA forward and input gradient).
+CT_SHAPES = [
+    (1, 1, 1, 5, 3),
+    (2, 3, 4, 5, 6),
+    (2, 7, 5, 3, 40),
+    (1, 4, 4, 8, 3),
+    (3, 5, 2, 4, 33),
+    (2, 6, 9, 16, 32),
+    (2, 1, 3, 5, 6),
+    (1, 3, 1, 4, 34),
+    (2, 32, 33, 3, 32),  # N > 1, H*W >= 1024: per-image kernel gradient.
+]
+
+
+@pytest.mark.parametrize('impl', ['fast', 'subpixel'])
+@pytest.mark.parametrize('shape', CT_SHAPES, ids=lambda s: 'x'.join(map(str, s)))
+def test_conv_transpose_matches_reference(impl, shape):
+  n, h, w, ci, co = shape
+  x, k = _inputs((n, h, w, ci), co)
+  ref = _value_and_grads(ops.conv_transpose_4x4_s2_xla, x, k)
+  got = _value_and_grads(lambda a, b: ops.conv_transpose_4x4_s2(a, b, impl), x, k)
+  assert got[0].shape == (n, 2 * h, 2 * w, co)
+  for name, g, r in zip(['y', 'dx', 'dk'], got, ref):
+    assert g.shape == r.shape and g.dtype == r.dtype, name
+    assert _rel_err(g, r) < 1e-5, (name, _rel_err(g, r))
+
+
+# Input H, W >= 2. (H//2)*(W//2) < 16 takes the space-to-depth path, else XLA's.
+CONV_SHAPES = [
+    (1, 2, 2, 5, 3),
+    (2, 3, 2, 5, 4),  # 1x1 output: matmul path.
+    (2, 5, 9, 3, 7),
+    (2, 7, 7, 6, 40),
+    (1, 8, 8, 4, 6),
+    (3, 9, 11, 8, 5),
+    (2, 60, 62, 3, 32),  # N > 1, >= 900-pixel output, C_out >= 32: per-image kernel gradient.
+]
+
+
+@pytest.mark.parametrize('fn', [lambda a, b: ops.conv_4x4_s2(a, b, 'fast'), ops.conv_4x4_s2_s2d],
+                         ids=['fast', 's2d'])
+@pytest.mark.parametrize('shape', CONV_SHAPES, ids=lambda s: 'x'.join(map(str, s)))
+def test_conv_matches_reference(fn, shape):
+  n, h, w, ci, co = shape
+  x, k = _inputs((n, h, w, ci), co)
+  ref = _value_and_grads(ops.conv_4x4_s2_xla, x, k)
+  got = _value_and_grads(fn, x, k)
+  assert got[0].shape == (n, h // 2, w // 2, co)
+  for name, g, r in zip(['y', 'dx', 'dk'], got, ref):
+    assert g.shape == r.shape and g.dtype == r.dtype, name
+    assert _rel_err(g, r) < 1e-5, (name, _rel_err(g, r))
+
+
+@pytest.mark.parametrize('shape', [(1, 5, 4, 3, 6), (2, 31, 32, 3, 32), (3, 6, 9, 4, 33)],
+                         ids=lambda s: 'x'.join(map(str, s)))
+def test_conv_s1_matches_reference(shape):
+  n, h, w, ci, co = shape
+  x, k = _inputs((n, h, w, ci), co)
+  ref = _value_and_grads(ops.conv_4x4_s1_xla, x, k)
+  got = _value_and_grads(lambda a, b: ops.conv_4x4_s1(a, b, 'fast'), x, k)
+  assert got[0].shape == (n, h - 1, w - 1, co)
+  for name, g, r in zip(['y', 'dx', 'dk'], got, ref):
+    assert g.shape == r.shape and g.dtype == r.dtype, name
+    assert _rel_err(g, r) < 1e-5, (name, _rel_err(g, r))
+
+
+def test_reference_conv_is_pytorch_padding():
+  """conv_4x4_s2_xla: output size floor((H + 2 - 4) / 2) + 1 = H // 2, as Conv2d(4, 2, 1)."""
+  for h in range(2, 10):
+    assert ops.conv_4x4_s2_xla(jnp.zeros((1, h, h + 1, 2)), jnp.zeros((4, 4, 2, 3))).shape == (
+        1, h // 2, (h + 1) // 2, 3)
+
+
+@pytest.mark.parametrize('shape', [(2, 3, 4, 8, 6), (1, 4, 6, 8, 40), (2, 30, 31, 2, 32)],
+                         ids=lambda s: 'x'.join(map(str, s)))
+def test_bfloat16(shape):
+  """bf16 in, bf16 out and gradients; close to the f32 reference on the same (rounded) values."""
+  n, h, w, ci, co = shape
+  x, k = _inputs((n, h, w, ci), co, jnp.bfloat16)
+  ref = _value_and_grads(ops.conv_transpose_4x4_s2_xla, x.astype(jnp.float32),
+                         k.astype(jnp.float32))
+  for fn in [lambda a, b: ops.conv_transpose_4x4_s2(a, b, 'fast'),
+             lambda a, b: ops.conv_transpose_4x4_s2(a, b, 'subpixel')]:
+    got = _value_and_grads(fn, x, k)
+    for name, g, r in zip(['y', 'dx', 'dk'], got, ref):
+      assert g.dtype == jnp.bfloat16, name
+      assert _rel_err(g, r) < 2e-2, (name, _rel_err(g, r))
+  xc, kc = _inputs((n, 2 * h, 2 * w, ci), co, jnp.bfloat16)
+  ref = _value_and_grads(ops.conv_4x4_s2_xla, xc.astype(jnp.float32), kc.astype(jnp.float32))
+  for fn in [lambda a, b: ops.conv_4x4_s2(a, b, 'fast'), ops.conv_4x4_s2_s2d]:
+    got = _value_and_grads(fn, xc, kc)
+    for name, g, r in zip(['y', 'dx', 'dk'], got, ref):
+      assert g.dtype == jnp.bfloat16, name
+      assert _rel_err(g, r) < 2e-2, (name, _rel_err(g, r))
+  ref = _value_and_grads(ops.conv_4x4_s1_xla, x.astype(jnp.float32), k.astype(jnp.float32))
+  got = _value_and_grads(lambda a, b: ops.conv_4x4_s1(a, b, 'fast'), x, k)
+  for name, g, r in zip(['y', 'dx', 'dk'], got, ref):
+    assert g.dtype == jnp.bfloat16, name
+    assert _rel_err(g, r) < 2e-2, (name, _rel_err(g, r))
+
+
+def test_jax_grad_of_scalar_loss():
+  """jax.grad wrt both arguments through a small conv -> conv-transpose chain."""
+  x, k1 = _inputs((2, 6, 4, 3), 8)
+  _, k2 = _inputs((2, 3, 2, 8), 3, seed=1)
+
+  def loss(x, k1, k2, impl):
+    h = jax.nn.relu(ops.conv_4x4_s2(x, k1, impl))
+    return jnp.sum(jnp.sin(ops.conv_transpose_4x4_s2(h, k2, impl)))
+
+  ref = jax.jit(jax.grad(loss, argnums=(0, 1, 2)), static_argnums=3)(x, k1, k2, 'xla')
+  got = jax.jit(jax.grad(loss, argnums=(0, 1, 2)), static_argnums=3)(x, k1, k2, 'fast')
+  for g, r in zip(got, ref):
+    assert _rel_err(g, r) < 1e-5
+
+
+def test_resolve_impl():
+  expected = 'fast' if jax.default_backend() == 'cpu' else 'xla'
+  assert ops.resolve_impl('auto') == expected
+  assert ops.resolve_conv_impl('auto') == expected
+  assert ops.resolve_impl('subpixel') == 'subpixel'
+  with pytest.raises(ValueError):
+    ops.resolve_impl('nope')
+  with pytest.raises(ValueError):
+    ops.resolve_conv_impl('subpixel')
+
+
+def _slow_convolutions(fn, *args):
+  """Convolutions of the compiled forward+backward that XLA:CPU runs off Eigen's fast path."""
+  def fwd_bwd(x, k):
+    y, vjp = jax.vjp(fn, x, k)
+    return vjp(y)
+  hlo = jax.jit(fwd_bwd).lower(*args).compile().as_text()
+  convs = [line for line in hlo.split('\n') if ' convolution(' in line]
+  return convs, [c for c in convs if 'rhs_reversal' in c or 'dim_labels=b01f_01io->b01f' not in c]
+
+
+@pytest.mark.skipif(jax.default_backend() != 'cpu', reason='XLA:CPU property')
+def test_fast_paths_avoid_xla_cpu_slow_convolutions():
+  """The point of 'fast': no swapped/non-canonical convolutions (XLA:CPU's naive loops)."""
+  cases = [(ops.conv_transpose_4x4_s2_xla, (2, 1, 1, 8, 8), 'ct'),
+           (ops.conv_transpose_4x4_s2_xla, (2, 2, 2, 8, 8), 'ct'),
+           (ops.conv_transpose_4x4_s2_xla, (1, 8, 8, 8, 40), 'ct'),
+           (ops.conv_transpose_4x4_s2_xla, (2, 32, 32, 4, 32), 'ct'),
+           (ops.conv_transpose_4x4_s2_xla, (2, 16, 16, 4, 3), 'ct'),
+           (ops.conv_4x4_s2_xla, (2, 2, 2, 8, 8), 'conv'),
+           (ops.conv_4x4_s2_xla, (2, 4, 4, 8, 8), 'conv'),
+           (ops.conv_4x4_s2_xla, (2, 16, 16, 8, 8), 'conv'),
+           (ops.conv_4x4_s2_xla, (2, 3, 3, 8, 8), 'conv'),
+           (ops.conv_4x4_s2_xla, (2, 64, 64, 3, 32), 'conv'),
+           (ops.conv_4x4_s1_xla, (2, 32, 32, 3, 32), 's1')]
+  ref_slow = 0
+  for ref_fn, (n, h, w, ci, co), kind in cases:
+    x, k = _inputs((n, h, w, ci), co)
+    convs, slow = _slow_convolutions(ref_fn, x, k)
+    if not convs:
+      pytest.skip('HLO text format not recognised')
+    ref_slow += len(slow)
+    op = {'ct': ops.conv_transpose_4x4_s2, 'conv': ops.conv_4x4_s2, 's1': ops.conv_4x4_s1}[kind]
+    fast = functools.partial(op, impl='fast')
+    _, slow = _slow_convolutions(fast, x, k)
+    assert not slow, ((n, h, w, ci, co), kind, slow)
+  if ref_slow == 0:
+    pytest.skip('This XLA runs the references on the fast path too; nothing to compare.')
