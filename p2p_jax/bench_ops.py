@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -289,11 +290,22 @@ def main(argv=None):
                       help='comma list of conv_transpose_impl/conv_impl pairs')
   parser.add_argument('--dtype', default='float32', help='JAX compute dtype (torch: float32)')
   parser.add_argument('--no_torch', action='store_true')
+  parser.add_argument('--single_thread', action='store_true',
+                      help='one thread for XLA and torch: a per-core comparison that is less '
+                           'sensitive to other load on the machine than the default threading')
   args = parser.parse_args(argv)
+  if args.single_thread:  # Before the first JAX computation creates the CPU client.
+    os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                               ' --xla_cpu_multi_thread_eigen=false'
+                               ' intra_op_parallelism_threads=1')
+    torch = _torch_or_none(not args.no_torch)
+    if torch is not None:
+      torch.set_num_threads(1)
   parts = args.parts.split(',')
   dtype = jnp.dtype(args.dtype)
   print(f'# jax {jax.__version__} on {jax.default_backend()}, {jax.devices()[0].device_kind}; '
-        f'dtype {dtype.name}; reps {args.reps}', flush=True)
+        f'dtype {dtype.name}; reps {args.reps}'
+        f"{'; single thread' if args.single_thread else ''}", flush=True)
   report = []
   for batch in [int(b) for b in args.batches.split(',')]:
     if 'layers' in parts:

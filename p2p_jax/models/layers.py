@@ -41,6 +41,8 @@ class Conv(nn.Module):
     p = self.padding
     if (k, self.stride, p) == (4, 2, 1):
       y = ops.conv_4x4_s2(x, kernel, self.impl)
+    elif (k, self.stride, p) == (4, 1, 1):  # The PatchGAN's last two convs.
+      y = ops.conv_4x4_s1(x, kernel, self.impl)
     else:
       y = lax.conv_general_dilated(x, kernel, (self.stride, self.stride), ((p, p), (p, p)),
                                    dimension_numbers=_DN)
