@@ -241,14 +241,10 @@ def _write_samples(workdir, step, dp, dstate, generate, sample_batch, writer, co
 
 
 def _make_periodic_evaluator(config, workdir, source, nets, writer):
-  """Periodic evaluation hook (p2p_jax.evaluate provides it when available)."""
+  """Periodic evaluation on a fixed subset (``eval_every_steps``), or None when disabled."""
   if config.eval_every_steps <= 0:
     return None
-  try:
-    from p2p_jax import evaluate
-  except ImportError:
-    logging.warning('eval_every_steps set but p2p_jax.evaluate is unavailable; skipping.')
-    return None
+  from p2p_jax import evaluate
   return evaluate.make_periodic_evaluator(config, workdir, source, nets, writer)
 
 
