@@ -15,9 +15,13 @@ os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
                       os.path.join(tempfile.gettempdir(), 'p2p_jax_test_xla_cache'))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
-# Never write prepared test datasets into the user's ~/tensorflow_datasets.
-if 'TFDS_DATA_DIR' not in os.environ:
-  os.environ['TFDS_DATA_DIR'] = tempfile.mkdtemp(prefix='p2p_tfds_')
+# Never write prepared test datasets into the user's ~/tensorflow_datasets, and give each
+# xdist worker its own directory (workers inherit the controller's environment; two
+# workers preparing the same dataset in one directory collide).
+if os.environ.get('P2P_TEST_OWNS_TFDS_DIR') or 'TFDS_DATA_DIR' not in os.environ:
+  os.environ['P2P_TEST_OWNS_TFDS_DIR'] = '1'
+  worker = os.environ.get('PYTEST_XDIST_WORKER', 'main')
+  os.environ['TFDS_DATA_DIR'] = tempfile.mkdtemp(prefix=f'p2p_tfds_{worker}_')
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'configs'))
