@@ -15,9 +15,23 @@ import jax.numpy as jnp
 GenerateFn = Callable[[dict, dict, jax.Array, jax.Array], jax.Array]
 
 
+_CACHE: dict = {}
+
+
 def make_generate_fn(generator, paper_mode: bool = True) -> GenerateFn:
-  """Returns jitted ``generate(params, batch_stats, x, key) -> G(x)`` in [-1, 1]."""
+  """Returns jitted ``generate(params, batch_stats, x, key) -> G(x)`` in [-1, 1].
+
+  One function per (architecture, mode) in a process, so that training's sample grids,
+  periodic evaluation and the sampler share compiled code.
+  """
   g = generator.clone(axis_name=None)
+  key = (repr(g), bool(paper_mode))
+  if key not in _CACHE:
+    _CACHE[key] = _build(g, bool(paper_mode))
+  return _CACHE[key]
+
+
+def _build(g, paper_mode: bool) -> GenerateFn:
 
   def generate(params, batch_stats, x, key):
     variables = {'params': params, 'batch_stats': batch_stats}

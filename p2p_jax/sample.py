@@ -133,18 +133,6 @@ def restore(cli: ml_collections.ConfigDict | None, workdir: str,
                   workdir)
 
 
-_GENERATE_FNS: dict = {}
-
-
-def generate_fn(generator, paper_mode: bool):
-  """:func:`p2p_jax.inference.make_generate_fn`, one per (architecture, mode) in this
-  process, so that translators of the same model share compiled code."""
-  key = (repr(generator.clone(axis_name=None)), bool(paper_mode))
-  if key not in _GENERATE_FNS:
-    _GENERATE_FNS[key] = inference.make_generate_fn(generator, paper_mode=bool(paper_mode))
-  return _GENERATE_FNS[key]
-
-
 def sample_key(seed: int, index: int, sample: int = 0) -> jax.Array:
   """Dropout key of batch ``index``, draw ``sample``: a pure function of the seed."""
   return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), index), sample)
@@ -162,7 +150,7 @@ class Translator:
     self.restored = restored
     self.paper_mode = bool(paper_mode)
     self.seed = int(seed)
-    self._generate = generate_fn(restored.generator, self.paper_mode)
+    self._generate = inference.make_generate_fn(restored.generator, self.paper_mode)
 
   @classmethod
   def from_workdir(cls, workdir: str, *, step: int = -1, paper_mode: bool = True,

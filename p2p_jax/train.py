@@ -102,7 +102,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   input_shape = (config.image_size, config.image_size, channels.input)
   latest = ckpt.latest_step()
   if latest is not None:
-    _, saved, saved_channels = ckpt.restore_meta(latest)
+    _, saved, _ = ckpt.restore_meta(latest)
     _check_compatible(saved, config)
     abstract = jax.eval_shape(lambda: create_train_state(nets, init_key, input_shape,
                                                          channels.target))
@@ -180,7 +180,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         jax.block_until_ready(m)
         steady = (time.time(), step)
       crossed = lambda every: every > 0 and step // every != (step - k) // every  # noqa: E731
-      if crossed(config.log_every_steps) and pending is not None and step > start_step + k:
+      if crossed(config.log_every_steps) and step > start_step + k:  # vals exists.
         now = time.time()
         rate = (step - last_log_step) / max(now - last_log_t, 1e-9)
         eta = (num_steps - step) / max(rate, 1e-9)
@@ -202,10 +202,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     loop_end = time.time()
   except KeyboardInterrupt:
     if pending is not None:
-      try:
-        flush(pending)
-      except TrainingError:
-        raise
+      flush(pending)
     logging.warning('interrupted: saving a checkpoint at step %d', step)
     print(f'interrupted: saving checkpoint at step {step} in {ckpt.directory}', flush=True)
     ckpt.save(step, host_state(), config, (channels.input, channels.target))
