@@ -16,6 +16,9 @@ gradients equal up to float rounding; ``tests/test_ops.py`` checks this):
   convolutions have no such slow paths, and the fast paths are unmeasured there).
 * ``'subpixel'`` (transposed conv only): the sub-pixel formulation with plain autodiff;
   kept for experiments and as a second cross-check, never picked by ``'auto'``.
+* ``'matmul'`` (both 4x4 stride-2 ops): the im2col / batched-matmul form with plain
+  autodiff. ``'fast'`` uses it on small maps (the weight-bound inner levels); on large
+  maps it costs 16x the activation memory, so ``'auto'`` never picks it for a whole net.
 
 The choice inside a fast path depends only on static shapes (trace time). Where a fast
 path needs a ``jax.custom_vjp`` (the transposed conv always; the others only for the
@@ -36,7 +39,11 @@ Why XLA:CPU needs help (jaxlib 0.10.2, 2-core AVX-512 Xeon; numbers in
 2. Kernel-gradient convolutions contract over the batch as Eigen's innermost "depth" axis;
    at batch > 1 on large maps that is 2-3x slower per image than batch 1 (see
    ``_use_per_image``).
-3. (Not fixable here.) Inside ``lax.scan``/``while`` bodies XLA:CPU leaves convolutions
+3. A convolution's input gradient convolves with the flipped, in/out-swapped kernel, which
+   XLA materialises as a transposed copy; XLA:CPU transposes the minor [C_in, C_out] dims
+   at about 1 GB/s (10-40 ms per inner U-Net layer, a quarter of a batch-1 train step).
+   Matmuls take a transposed operand in place, hence the matmul forms on small maps.
+4. (Not fixable here.) Inside ``lax.scan``/``while`` bodies XLA:CPU leaves convolutions
    non-canonical, i.e. on the naive path: keep train steps out of rolled loops on CPU
    (``unroll=True`` avoids it).
 
@@ -82,6 +89,10 @@ _PER_IMAGE_MAX_BATCH = 16
 # Transposed conv on maps below this H*W: backward through the sub-pixel form (its
 # stride-1 phase convolutions beat the reference's strided input gradient there).
 _SUBPIXEL_BWD_SPATIAL = 256
+# Weight-bound maps (the inner U-Net levels) take the matmul (im2col) form: up to this
+# output H*W for ``conv_4x4_s2``, and for input H*W in 2..this for the transposed conv.
+_MATMUL_MAX_CONV_OUT_HW = 256
+_MATMUL_MAX_CT_IN_HW = 64
 
 
 def _use_per_image(n: int, smaller_map_hw: int, c_out: int) -> bool:
@@ -135,6 +146,36 @@ def _interleave_phases(phases) -> jax.Array:
   n, h, w, c = phases[0][0].shape
   rows = [jnp.stack(phases[a], axis=3) for a in range(2)]  # [N,H,W,2(b),C]
   return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, c)  # [N,H,2(a),W,2(b),C]
+
+
+# Tap kh of the transposed conv, for output row 2m + kh % 2, reads input row m + _CT_OFF[kh].
+_CT_OFF = (-1, 0, 0, 1)
+
+
+def conv_transpose_4x4_s2_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Matmul form for small maps: one batched matmul over the 16 taps, plain autodiff.
+
+  Tap ``(kh, kw)`` contributes ``x[m + off(kh), l + off(kw)] . K[kh, kw]`` to output pixel
+  ``(2m + kh % 2, 2l + kw % 2)`` (the sub-pixel identity above, ``off = (-1, 0, 0, 1)``).
+  The 16 shifted copies of ``x`` form a ``[16, N*H*W, C_in]`` batch that meets
+  ``K.reshape(16, C_in, C_out)`` in one batched matmul; each output phase sums its four
+  taps. Forward and both gradients are matmuls that read the kernel in place (the input
+  gradient multiplies by ``K[k]^T`` without copying it), where XLA's convolutions first
+  materialise a flipped, in/out-transposed kernel copy, which XLA:CPU transposes at about
+  1 GB/s. On the weight-bound inner levels (2..8 px) that copy dominates: forward + both
+  gradients 1.9-3.2x faster than ``'fast'``'s convolutions at batch 1, 1.1-2.8x at batch 4.
+  """
+  n, h, w, ci = x.shape
+  co = kernel.shape[-1]
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  shifted = [xp[:, 1 + _CT_OFF[kh]:1 + _CT_OFF[kh] + h, 1 + _CT_OFF[kw]:1 + _CT_OFF[kw] + w]
+             for kh in range(4) for kw in range(4)]
+  p = jnp.stack(shifted, 0).reshape(16, n * h * w, ci)
+  y = lax.dot_general(p, kernel.reshape(16, ci, co), (((2,), (1,)), ((0,), (0,))),
+                      preferred_element_type=jnp.float32)  # [16 = (t, a, s, b), N*H*W, Co]
+  y = y.reshape(2, 2, 2, 2, n, h, w, co).sum((0, 2))  # [a, b, N, H, W, Co]
+  y = y.transpose(2, 3, 0, 4, 1, 5).reshape(n, 2 * h, 2 * w, co)
+  return y.astype(jnp.result_type(x, kernel))
 
 
 def conv_transpose_4x4_s2_subpixel(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -210,32 +251,43 @@ def _ct_kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
 
 
 def _ct_forward_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  if x.shape[1] * x.shape[2] < _SMALL_SPATIAL:
+  if x.shape[1] * x.shape[2] < _SMALL_SPATIAL:  # In practice 1x1 (2..64 take the matmul).
     return conv_transpose_4x4_s2_subpixel(x, kernel)
   return conv_transpose_4x4_s2_xla(x, kernel)
 
 
-@jax.custom_vjp
 def conv_transpose_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """CPU fast path (``'fast'``): same function as the reference, custom gradients.
+  """CPU fast path (``'fast'``): same function as the reference, chosen by map size.
 
-  * forward: the reference (bit-identical) except for maps with H*W < 16, which use the
-    sub-pixel form (the reference would take XLA's slow swapped-operand path);
-  * backward on maps with H*W < 256 (the 1..8 px levels, where the weights dominate):
-    autodiff of the sub-pixel form (stride-1 phase convolutions, kernel read unflipped);
-  * backward on larger maps: input gradient = the 4x4 stride-2 conv of the output gradient
-    with the flipped, in/out-swapped kernel (what autodiff of the reference computes);
-    kernel gradient = per-phase stride-1 kernel-gradient convolutions
-    (``_ct_kernel_grad_phases``; one per image for batch 2..16 on >= 30x30 maps), or a
-    single 3x3 one against the space-to-depth'd gradient for C_out < 32
-    (``_ct_kernel_grad_3x3``).
+  * input H*W in 2..64 (the weight-bound 2..8 px levels): the matmul form
+    (``conv_transpose_4x4_s2_matmul``, plain autodiff);
+  * otherwise a ``custom_vjp`` (``_conv_transpose_4x4_s2_custom``):
 
-  Measured forward + both gradients at the U-Net-256 decoder shapes (2-core CPU, f32;
-  ``docs/perf_notes.md``): sum over the 8 decoder layers 12x (batch 1) and 24x (batch 4)
-  faster than ``'xla'`` (15-56x at 16..64 px inputs, ~1x at 2 px), and 1.2x / 1.3x faster
-  than ``'subpixel'`` (4.6x at the 128 px layer with 3 output channels). Whole U-Net-256 +
-  PatchGAN forward+backward: 6.5x (batch 1) and 10.5x (batch 4) faster than ``'xla'``.
+    - forward: the reference (bit-identical), or the sub-pixel form for a 1x1 input
+      (the reference would take XLA's slow swapped-operand path);
+    - backward on maps with H*W < 256: autodiff of the sub-pixel form (stride-1 phase
+      convolutions, kernel read unflipped);
+    - backward on larger maps: input gradient = the 4x4 stride-2 conv of the output
+      gradient with the flipped, in/out-swapped kernel (what autodiff of the reference
+      computes); kernel gradient = per-phase stride-1 kernel-gradient convolutions
+      (``_ct_kernel_grad_phases``; one per image for batch 2..16 on >= 30x30 maps), or a
+      single 3x3 one against the space-to-depth'd gradient for C_out < 32
+      (``_ct_kernel_grad_3x3``).
+
+  Measured forward + both gradients at the U-Net-256 decoder shapes before the matmul
+  form existed (2-core CPU, f32; ``docs/perf_notes.md``): sum over the 8 decoder layers
+  12x (batch 1) and 24x (batch 4) faster than ``'xla'`` (15-56x at 16..64 px inputs), and
+  1.2x / 1.3x faster than ``'subpixel'`` (4.6x at the 128 px layer with 3 output
+  channels). The matmul form then takes the 2, 4 and 8 px layers from 71/72/87 ms to
+  22/25/47 ms (batch 1).
   """
+  if 1 < x.shape[1] * x.shape[2] <= _MATMUL_MAX_CT_IN_HW:
+    return conv_transpose_4x4_s2_matmul(x, kernel)
+  return _conv_transpose_4x4_s2_custom(x, kernel)
+
+
+@jax.custom_vjp
+def _conv_transpose_4x4_s2_custom(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return _ct_forward_fast(x, kernel)
 
 
@@ -255,13 +307,14 @@ def _ct_fast_bwd(res, g):
   return dx.astype(x.dtype), _ct_kernel_grad(x, g).astype(kernel.dtype)
 
 
-conv_transpose_4x4_s2_fast.defvjp(_ct_fast_fwd, _ct_fast_bwd)
+_conv_transpose_4x4_s2_custom.defvjp(_ct_fast_fwd, _ct_fast_bwd)
 
 
 _IMPLS: Dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     'xla': conv_transpose_4x4_s2_xla,
     'fast': conv_transpose_4x4_s2_fast,
     'subpixel': conv_transpose_4x4_s2_subpixel,
+    'matmul': conv_transpose_4x4_s2_matmul,
 }
 
 
@@ -293,46 +346,45 @@ def conv_4x4_s2_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_DN)
 
 
-def conv_4x4_s2_s2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """Space-to-depth formulation: pad, 2x2 space-to-depth, then a 2x2 stride-1 VALID conv.
+def conv_4x4_s2_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Matmul (im2col) form: ``patches[N*Ho*Wo, 16*C_in] @ K.reshape(16*C_in, C_out)``.
 
-  ``y[o] = sum_k xp[2o+k] K[k]`` with ``k = 2t+a`` is ``sum_t s2d(xp)[o+t, a] K[2t+a]``.
-  Odd H/W: the last padding row/column is never read, so it is dropped.
+  ``patches[(n, o, p), (kh, kw, c)] = x_pad[n, 2o+kh, 2p+kw, c]`` (16 strided slices of the
+  padded input). Plain autodiff: the gradients are a matmul with the kernel read in place
+  (``dy @ K^T``, no copy) and ``patches^T @ dy``; XLA's strided convolution would instead
+  materialise a flipped, in/out-transposed kernel copy for its input gradient. A 1x1
+  output (2-3 px input) multiplies by the taps that meet the input only. Odd H/W: the last
+  padding row/column is never read.
   """
   n, h, w, ci = x.shape
   co = kernel.shape[-1]
   ho, wo = h // 2, w // 2
-  xp = jnp.pad(x, ((0, 0), (1, 2 * ho + 1 - h), (1, 2 * wo + 1 - w), (0, 0)))
-  xs = xp.reshape(n, ho + 1, 2, wo + 1, 2, ci).transpose(0, 1, 3, 2, 4, 5)
-  xs = xs.reshape(n, ho + 1, wo + 1, 4 * ci)
-  k2 = kernel.reshape(2, 2, 2, 2, ci, co).transpose(0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * ci, co)
-  return lax.conv_general_dilated(xs, k2, (1, 1), 'VALID', dimension_numbers=_DN)
-
-
-def _conv_4x4_s2_to_1x1(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """H, W in {2, 3} (a 1x1 output): the window meets x[i, j] with tap (i+1, j+1); a matmul."""
-  h, w = x.shape[1], x.shape[2]
-  y = jnp.einsum('nijc,ijcd->nd', x, kernel[1:1 + h, 1:1 + w])
-  return y[:, None, None, :]
+  out_dtype = jnp.result_type(x, kernel)
+  if ho == 1 and wo == 1:  # The window meets x[i, j] with tap (i+1, j+1) only.
+    y = jnp.dot(x.reshape(n, h * w * ci), kernel[1:1 + h, 1:1 + w].reshape(h * w * ci, co),
+                preferred_element_type=jnp.float32)
+    return y.astype(out_dtype).reshape(n, 1, 1, co)
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  p = jnp.stack([xp[:, kh:kh + 2 * ho:2, kw:kw + 2 * wo:2] for kh in range(4) for kw in range(4)],
+                axis=3)  # [N, Ho, Wo, 16, Ci]
+  y = jnp.dot(p.reshape(n * ho * wo, 16 * ci), kernel.reshape(16 * ci, co),
+              preferred_element_type=jnp.float32)
+  return y.astype(out_dtype).reshape(n, ho, wo, co)
 
 
 def _conv_4x4_s2_small_or_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  ho, wo = x.shape[1] // 2, x.shape[2] // 2
-  if ho == 1 and wo == 1:
-    return _conv_4x4_s2_to_1x1(x, kernel)
-  if ho * wo < _SMALL_SPATIAL:
-    return conv_4x4_s2_s2d(x, kernel)
+  if (x.shape[1] // 2) * (x.shape[2] // 2) <= _MATMUL_MAX_CONV_OUT_HW:
+    return conv_4x4_s2_matmul(x, kernel)
   return conv_4x4_s2_xla(x, kernel)
 
 
 def conv_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """CPU fast path (``'fast'``); plain autodiff except for the per-image kernel gradient.
 
-  * 1x1 output (2-3 px input): a matmul with the 2x2 (or 3x3) taps that meet the input;
-  * other outputs with H_out*W_out < 16 (input <= 7 px): the space-to-depth form. XLA:CPU
-    would swap operands in the reference's forward or input-gradient convolution and run it
-    in its naive loop emitter; the space-to-depth form has only stride-1 convolutions whose
-    windows fit their inputs;
+  * outputs with H_out*W_out <= 256 (inputs up to ~32 px): the matmul form
+    (``conv_4x4_s2_matmul``). There the weights dominate, and XLA's convolutions would
+    transpose a kernel copy for the input gradient (and, below 4x4 outputs, swap operands
+    into XLA:CPU's naive loop emitter);
   * otherwise the reference, and for batch 2..16 with >= 900-pixel outputs and >= 32
     output channels, a kernel gradient summed over one convolution per image.
 
@@ -340,6 +392,8 @@ def conv_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
   1.2x (batch 1) / 1.4x (batch 4) faster than ``'xla'`` (1.5-2.9x at 2-4 px inputs,
   1.2-1.7x at 64-256 px with batch 4); whole U-Net-256 + PatchGAN forward+backward with the
   fast transposed conv: 3% (batch 1) / 12-15% (batch 4) faster than with ``'xla'`` convs.
+  The matmul form, added later, takes the 4..32 px encoder layers from 22/18/25/23 ms to
+  5/4/14/19 ms (batch 1) and from 31/27/65/101 ms to 7/14/35/99 ms (batch 4).
   """
   n, co = x.shape[0], kernel.shape[-1]
   if _use_per_image(n, (x.shape[1] // 2) * (x.shape[2] // 2), co):
@@ -350,6 +404,7 @@ def conv_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
 _CONV_IMPLS: Dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     'xla': conv_4x4_s2_xla,
     'fast': conv_4x4_s2_fast,
+    'matmul': conv_4x4_s2_matmul,
 }
 
 

@@ -131,7 +131,11 @@ def _apply(module, params, stats, x, **kw):
 
 
 def _pmean(tree, axis_name):
-  return tree if axis_name is None else lax.pmean(tree, axis_name)
+  # On one device the mean is the identity; XLA would still copy every gradient through
+  # an all-reduce (~40 ms per step for U-Net-256's 218 MB of G gradients on CPU).
+  if axis_name is None or lax.axis_size(axis_name) == 1:
+    return tree
+  return lax.pmean(tree, axis_name)
 
 
 def train_step(state: TrainState, batch: Batch, *, nets: Networks,

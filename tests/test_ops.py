@@ -1,6 +1,7 @@
 """Fast paths of p2p_jax.ops against the XLA references: values and both gradients."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -37,8 +38,9 @@ def _inputs(shape_x, c_out, dtype=jnp.float32, seed=0):
 
 
 # (N, H, W, C_in, C_out). They cover: batch 1 and > 1; odd/even and H != W; C_in != C_out;
-# C_out < 32 (3x3 kernel-gradient path) and >= 32 (per-phase path); H*W < 16 (sub-pixel
-# forward, space-to-depth input gradient) and >= 16 (XLA forward and input gradient).
+# 'fast' routing by input H*W: 1 (sub-pixel forward and backward), 2..64 (matmul form),
+# 65..255 (XLA forward, sub-pixel backward), >= 256 (XLA forward, adjoint-conv input
+# gradient, with C_out < 32 (3x3 kernel-gradient path) and >= 32 (per-phase path)).
 CT_SHAPES = [
     (1, 1, 1, 5, 3),
     (2, 3, 4, 5, 6),
@@ -48,11 +50,14 @@ CT_SHAPES = [
     (2, 6, 9, 16, 32),
     (2, 1, 3, 5, 6),
     (1, 3, 1, 4, 34),
+    (1, 9, 10, 6, 34),  # H*W = 90: sub-pixel backward.
+    (2, 16, 17, 4, 3),  # C_out < 32: 3x3 kernel gradient.
+    (1, 16, 16, 3, 40),  # Per-phase kernel gradient, batch 1.
     (2, 32, 33, 3, 32),  # N > 1, H*W >= 1024: per-image kernel gradient.
 ]
 
 
-@pytest.mark.parametrize('impl', ['fast', 'subpixel'])
+@pytest.mark.parametrize('impl', ['fast', 'subpixel', 'matmul'])
 @pytest.mark.parametrize('shape', CT_SHAPES, ids=lambda s: 'x'.join(map(str, s)))
 def test_conv_transpose_matches_reference(impl, shape):
   n, h, w, ci, co = shape
@@ -65,20 +70,21 @@ def test_conv_transpose_matches_reference(impl, shape):
     assert _rel_err(g, r) < 1e-5, (name, _rel_err(g, r))
 
 
-# Input H, W >= 2. (H//2)*(W//2) < 16 takes the space-to-depth path, else XLA's.
+# Input H, W >= 2. 'fast': (H//2)*(W//2) <= 256 takes the matmul form, else XLA's.
 CONV_SHAPES = [
-    (1, 2, 2, 5, 3),
-    (2, 3, 2, 5, 4),  # 1x1 output: matmul path.
+    (1, 2, 2, 5, 3),  # 1x1 output: the taps that meet the input only.
+    (2, 3, 2, 5, 4),
     (2, 5, 9, 3, 7),
     (2, 7, 7, 6, 40),
     (1, 8, 8, 4, 6),
     (3, 9, 11, 8, 5),
+    (1, 33, 34, 3, 5),  # 16x17 output: XLA's convolution.
     (2, 60, 62, 3, 32),  # N > 1, >= 900-pixel output, C_out >= 32: per-image kernel gradient.
 ]
 
 
-@pytest.mark.parametrize('fn', [lambda a, b: ops.conv_4x4_s2(a, b, 'fast'), ops.conv_4x4_s2_s2d],
-                         ids=['fast', 's2d'])
+@pytest.mark.parametrize('fn', [lambda a, b: ops.conv_4x4_s2(a, b, 'fast'), ops.conv_4x4_s2_matmul],
+                         ids=['fast', 'matmul'])
 @pytest.mark.parametrize('shape', CONV_SHAPES, ids=lambda s: 'x'.join(map(str, s)))
 def test_conv_matches_reference(fn, shape):
   n, h, w, ci, co = shape
@@ -120,14 +126,15 @@ def test_bfloat16(shape):
   ref = _value_and_grads(ops.conv_transpose_4x4_s2_xla, x.astype(jnp.float32),
                          k.astype(jnp.float32))
   for fn in [lambda a, b: ops.conv_transpose_4x4_s2(a, b, 'fast'),
-             lambda a, b: ops.conv_transpose_4x4_s2(a, b, 'subpixel')]:
+             lambda a, b: ops.conv_transpose_4x4_s2(a, b, 'subpixel'),
+             lambda a, b: ops.conv_transpose_4x4_s2(a, b, 'matmul')]:
     got = _value_and_grads(fn, x, k)
     for name, g, r in zip(['y', 'dx', 'dk'], got, ref):
       assert g.dtype == jnp.bfloat16, name
       assert _rel_err(g, r) < 2e-2, (name, _rel_err(g, r))
   xc, kc = _inputs((n, 2 * h, 2 * w, ci), co, jnp.bfloat16)
   ref = _value_and_grads(ops.conv_4x4_s2_xla, xc.astype(jnp.float32), kc.astype(jnp.float32))
-  for fn in [lambda a, b: ops.conv_4x4_s2(a, b, 'fast'), ops.conv_4x4_s2_s2d]:
+  for fn in [lambda a, b: ops.conv_4x4_s2(a, b, 'fast'), ops.conv_4x4_s2_matmul]:
     got = _value_and_grads(fn, xc, kc)
     for name, g, r in zip(['y', 'dx', 'dk'], got, ref):
       assert g.dtype == jnp.bfloat16, name
@@ -163,6 +170,43 @@ def test_resolve_impl():
     ops.resolve_impl('nope')
   with pytest.raises(ValueError):
     ops.resolve_conv_impl('subpixel')
+
+
+@pytest.mark.skipif(jax.default_backend() != 'cpu', reason='XLA:CPU property')
+@pytest.mark.parametrize('op,shape', [
+    (ops.conv_transpose_4x4_s2, (1, 4, 4, 64, 48)),
+    (ops.conv_transpose_4x4_s2, (2, 2, 3, 64, 48)),
+    (ops.conv_4x4_s2, (1, 8, 8, 64, 48)),
+    (ops.conv_4x4_s2, (2, 16, 12, 64, 48)),
+], ids=['ct4x4', 'ct2x3', 'conv8x8', 'conv16x12'])
+def test_small_maps_use_kernel_in_place(op, shape):
+  """The point of the matmul forms: no reversed or transposed kernel copy in fwd + bwd."""
+  n, h, w, ci, co = shape
+  x, k = _inputs((n, h, w, ci), co)
+
+  def fwd_bwd(x, k):
+    y, vjp = jax.vjp(lambda a, b: op(a, b, 'fast'), x, k)
+    return vjp(y)
+
+  def kernel_copies(fn):
+    """Reversed or transposed arrays of kernel blocks: [..., C_in, C_out] or [..., C_out, C_in]."""
+    hlo = jax.jit(fn).lower(x, k).compile().as_text()
+    found = []
+    for ln in hlo.split('\n'):
+      m = re.search(r'= f32\[([\d,]+)\]\S* (reverse|transpose)\(', ln)
+      if m and tuple(map(int, m.group(1).split(',')[-2:])) in {(ci, co), (co, ci)}:
+        found.append(ln.strip()[:160])
+    return found
+
+  def ref_fwd_bwd(x, k):
+    ref = {ops.conv_transpose_4x4_s2: ops.conv_transpose_4x4_s2_xla,
+           ops.conv_4x4_s2: ops.conv_4x4_s2_xla}[op]
+    y, vjp = jax.vjp(ref, x, k)
+    return vjp(y)
+
+  if not kernel_copies(ref_fwd_bwd):
+    pytest.skip('This XLA copies no kernel for the reference either; nothing to compare.')
+  assert not kernel_copies(fwd_bwd)
 
 
 def _slow_convolutions(fn, *args):
