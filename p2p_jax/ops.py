@@ -89,6 +89,9 @@ _PER_IMAGE_MAX_BATCH = 16
 # Transposed conv on maps below this H*W: backward through the sub-pixel form (its
 # stride-1 phase convolutions beat the reference's strided input gradient there).
 _SUBPIXEL_BWD_SPATIAL = 256
+# Transposed conv kernel gradient as nine GEMMs up to this many input pixels N*H*W
+# (U-Net-256, batch 1: 16 px 29 -> 15 ms, 32 px 26 -> 17 ms; equal or slower beyond).
+_GEMM_KGRAD_MAX_ROWS = 1024
 # Weight-bound maps (the inner U-Net levels) take the matmul (im2col) form: up to this
 # output H*W for ``conv_4x4_s2``, and for input H*W in 2..this for the transposed conv.
 _MATMUL_MAX_CONV_OUT_HW = 256
@@ -237,11 +240,42 @@ def _ct_kernel_grad_3x3(x: jax.Array, g: jax.Array) -> jax.Array:
   return g9[_T9[:, None], _A9[:, None], _T9[None, :], _A9[None, :]]
 
 
+# (t, a) pairs whose taps read input row m + d for the row shift d = t - 1 + a.
+_SHIFT_TAPS = {-1: ((0, 0),), 0: ((0, 1), (1, 0)), 1: ((1, 1),)}
+
+
+def _ct_kernel_grad_gemm(x: jax.Array, g: jax.Array) -> jax.Array:
+  """Kernel gradient as nine GEMMs, one per input shift (d_h, d_w) in {-1, 0, 1}^2.
+
+  ``dK[2t+a, 2s+b] = x_shift(t-1+a, s-1+b)^T . g[:, a::2, b::2]``: each shifted copy of ``x``
+  meets, in one GEMM, the 1, 2 or 4 output phases whose taps read it. No transposed copy
+  of ``x`` (the kernel-gradient convolutions need ``x`` channel-major, which XLA:CPU
+  transposes slowly); best while N*H*W is small (see ``_GEMM_KGRAD_MAX_ROWS``).
+  """
+  n, h, w, ci = x.shape
+  co = g.shape[-1]
+  gp = g.reshape(n, h, 2, w, 2, co)
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  dk = [[None] * 4 for _ in range(4)]
+  for dh, rows in _SHIFT_TAPS.items():
+    for dw, cols in _SHIFT_TAPS.items():
+      xs = xp[:, 1 + dh:1 + dh + h, 1 + dw:1 + dw + w].reshape(n * h * w, ci)
+      taps = [(t, a, s, b) for (t, a) in rows for (s, b) in cols]
+      gs = jnp.stack([gp[:, :, a, :, b] for (_, a, _, b) in taps], axis=-2)
+      r = lax.dot_general(xs, gs.reshape(n * h * w, len(taps) * co), (((0,), (0,)), ((), ())),
+                          preferred_element_type=jnp.float32).reshape(ci, len(taps), co)
+      for i, (t, a, s, b) in enumerate(taps):
+        dk[2 * t + a][2 * s + b] = r[:, i]
+  return jnp.stack([jnp.stack(row, 0) for row in dk], 0)
+
+
 def _ct_kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
   """Kernel gradient of the transposed conv (float32), choosing the fastest formulation."""
   if g.shape[-1] < _NARROW_COUT:
     return _ct_kernel_grad_3x3(x, g)
   n, h, w, _ = x.shape
+  if n * h * w <= _GEMM_KGRAD_MAX_ROWS:
+    return _ct_kernel_grad_gemm(x, g)
   if _use_per_image(n, h * w, g.shape[-1]):
     dk = _ct_kernel_grad_phases(x[:1], g[:1])
     for i in range(1, n):

@@ -40,7 +40,8 @@ def _inputs(shape_x, c_out, dtype=jnp.float32, seed=0):
 # (N, H, W, C_in, C_out). They cover: batch 1 and > 1; odd/even and H != W; C_in != C_out;
 # 'fast' routing by input H*W: 1 (sub-pixel forward and backward), 2..64 (matmul form),
 # 65..255 (XLA forward, sub-pixel backward), >= 256 (XLA forward, adjoint-conv input
-# gradient, with C_out < 32 (3x3 kernel-gradient path) and >= 32 (per-phase path)).
+# gradient; kernel gradient: C_out < 32 3x3 conv, else N*H*W <= 1024 nine GEMMs, else
+# per-phase convolutions, per image for batch 2..16 on >= 900-pixel maps).
 CT_SHAPES = [
     (1, 1, 1, 5, 3),
     (2, 3, 4, 5, 6),
@@ -52,7 +53,8 @@ CT_SHAPES = [
     (1, 3, 1, 4, 34),
     (1, 9, 10, 6, 34),  # H*W = 90: sub-pixel backward.
     (2, 16, 17, 4, 3),  # C_out < 32: 3x3 kernel gradient.
-    (1, 16, 16, 3, 40),  # Per-phase kernel gradient, batch 1.
+    (1, 16, 16, 3, 40),  # Nine-GEMM kernel gradient.
+    (1, 33, 32, 3, 32),  # Per-phase kernel gradient, batch 1.
     (2, 32, 33, 3, 32),  # N > 1, H*W >= 1024: per-image kernel gradient.
 ]
 
