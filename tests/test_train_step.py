@@ -34,9 +34,17 @@ def run(config, mode='shard_map', devices=None, steps=3, seed=0, batch=None, k=1
   return jax.device_get(dp.get_state(s)), history
 
 
-def assert_trees_close(a, b, rtol=2e-5, atol=2e-6):
+def assert_trees_close(a, b, rtol=2e-5, atol=2e-6, scale_rtol=0.0):
+  """Leafwise allclose; ``scale_rtol`` adds ``scale_rtol * max|leaf|`` to ``atol``.
+
+  Sums computed in a different order (per-device partial gradients, GEMM vs convolution
+  kernel gradients) differ by rounding that scales with the leaf's magnitude, not with
+  each element's: an element near zero can differ relatively much.
+  """
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+    y = np.asarray(y)
+    tol = atol + scale_rtol * (float(np.abs(y).max()) if y.size else 0.0)
+    np.testing.assert_allclose(np.asarray(x), y, rtol=rtol, atol=tol)
 
 
 def test_l1_decreases_on_a_fixed_batch():
@@ -82,7 +90,7 @@ def test_two_devices_equal_one_device(no_dropout_runs, mode):
   # After one step Adam's first moment is (1 - b1) * gradient: the gradients must agree
   # (a sum instead of a mean over devices would be off by 2x here).
   for one, two in ((s1.g_opt_state, s2.g_opt_state), (s1.d_opt_state, s2.d_opt_state)):
-    assert_trees_close(one[0].mu, two[0].mu, rtol=1e-5, atol=2e-6)
+    assert_trees_close(one[0].mu, two[0].mu, rtol=1e-5, atol=2e-6, scale_rtol=2e-5)
   assert_trees_close(s1.g_batch_stats, s2.g_batch_stats)
   assert_trees_close(s1.d_batch_stats, s2.d_batch_stats)
   assert_adam_params_close(s1.g_params, s2.g_params)
