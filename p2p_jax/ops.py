@@ -68,6 +68,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from p2p_jax.errors import ConfigError
+
 _DN = ('NHWC', 'HWIO', 'NHWC')
 # Kernel-gradient convolutions: x's batch axis is contracted (as the "feature" axis) and its
 # channel axis is carried through (as the "batch" axis); the output gradient is the kernel.
@@ -303,7 +305,8 @@ def conv_transpose_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
       convolutions, kernel read unflipped);
     - backward on larger maps: input gradient = the 4x4 stride-2 conv of the output
       gradient with the flipped, in/out-swapped kernel (what autodiff of the reference
-      computes); kernel gradient = per-phase stride-1 kernel-gradient convolutions
+      computes); kernel gradient = nine GEMMs, one per input shift, while N*H*W <= 1024
+      (``_ct_kernel_grad_gemm``), else per-phase stride-1 kernel-gradient convolutions
       (``_ct_kernel_grad_phases``; one per image for batch 2..16 on >= 30x30 maps), or a
       single 3x3 one against the space-to-depth'd gradient for C_out < 32
       (``_ct_kernel_grad_3x3``).
@@ -356,7 +359,7 @@ def _resolve(impl: str, registry, what: str) -> str:
   if impl == 'auto':
     return 'fast' if ('fast' in registry and jax.default_backend() == 'cpu') else 'xla'
   if impl not in registry:
-    raise ValueError(f'Unknown {what} {impl!r}; choose from {sorted(registry) + ["auto"]}.')
+    raise ConfigError(f'Unknown model.{what} {impl!r}; choose from {sorted(registry) + ["auto"]}.')
   return impl
 
 
@@ -504,9 +507,18 @@ def conv_4x4_s1_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return conv_4x4_s1_xla(x, kernel)
 
 
+def conv_4x4_s1_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Matmul (im2col) form, plain autodiff: ``patches(x) @ K.reshape(16*C_in, C_out)``."""
+  n, h, w, _ = x.shape
+  co = kernel.shape[-1]
+  y = jnp.dot(_s1_patches(x), kernel.reshape(-1, co), preferred_element_type=jnp.float32)
+  return y.astype(jnp.result_type(x, kernel)).reshape(n, h - 1, w - 1, co)
+
+
 _CONV_S1_IMPLS: Dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     'xla': conv_4x4_s1_xla,
     'fast': conv_4x4_s1_fast,
+    'matmul': conv_4x4_s1_matmul,
 }
 
 

@@ -8,7 +8,8 @@ from conftest import tiny_config
 
 from p2p_jax.models import NLayerDiscriminator, PixelDiscriminator, UNetGenerator
 from p2p_jax.models.discriminators import patch_receptive_field
-from p2p_jax.models.factory import ConfigError, check_image_size, min_image_size
+from p2p_jax.models.factory import (ConfigError, build_discriminator, build_generator,
+                                    check_image_size, min_image_size)
 
 
 def n_params(module, x, **kw):
@@ -104,6 +105,19 @@ def test_min_image_size_accounts_for_patchgan():
   check_image_size(c, 24)
   with pytest.raises(ConfigError):
     check_image_size(c, 20)
+
+
+@pytest.mark.parametrize('field,build', [('conv_impl', build_generator),
+                                         ('conv_transpose_impl', build_generator),
+                                         ('conv_impl', build_discriminator)])
+def test_unknown_conv_impl_is_a_config_error(field, build):
+  c = tiny_config()
+  c.model[field] = 'nope'
+  args = (c, 3) if build is build_generator else (c,)
+  with pytest.raises(ConfigError, match=f'model.{field}'):
+    build(*args)
+  c.model[field] = 'matmul'
+  build(*args)
 
 
 @pytest.mark.parametrize('batch', [1, 3])

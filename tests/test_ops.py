@@ -101,11 +101,12 @@ def test_conv_matches_reference(fn, shape):
 
 @pytest.mark.parametrize('shape', [(1, 5, 4, 3, 6), (2, 31, 32, 3, 32), (3, 6, 9, 4, 33)],
                          ids=lambda s: 'x'.join(map(str, s)))
-def test_conv_s1_matches_reference(shape):
+@pytest.mark.parametrize('impl', ['fast', 'matmul'])
+def test_conv_s1_matches_reference(shape, impl):
   n, h, w, ci, co = shape
   x, k = _inputs((n, h, w, ci), co)
   ref = _value_and_grads(ops.conv_4x4_s1_xla, x, k)
-  got = _value_and_grads(lambda a, b: ops.conv_4x4_s1(a, b, 'fast'), x, k)
+  got = _value_and_grads(lambda a, b: ops.conv_4x4_s1(a, b, impl), x, k)
   assert got[0].shape == (n, h - 1, w - 1, co)
   for name, g, r in zip(['y', 'dx', 'dk'], got, ref):
     assert g.shape == r.shape and g.dtype == r.dtype, name

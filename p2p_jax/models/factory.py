@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import ml_collections
 
+from p2p_jax import ops
 from p2p_jax.models.discriminators import NLayerDiscriminator, PixelDiscriminator
 from p2p_jax.models.unet import UNetGenerator
 
@@ -25,6 +26,8 @@ def build_generator(config: ml_collections.ConfigDict, output_channels: int,
   m = config.model
   if m.generator != 'unet':
     raise ConfigError(f"model.generator must be 'unet', got {m.generator!r}.")
+  ops.resolve_impl(m.conv_transpose_impl)  # Unknown names: ConfigError now, not mid-trace.
+  ops.resolve_conv_impl(m.get('conv_impl', 'auto'))
   return UNetGenerator(output_channels=output_channels, num_downs=m.num_downs, ngf=m.ngf,
                        norm=m.g_norm, dropout_rate=m.dropout, init_std=m.init_std,
                        conv_transpose_impl=m.conv_transpose_impl,
@@ -35,6 +38,7 @@ def build_generator(config: ml_collections.ConfigDict, output_channels: int,
 
 def build_discriminator(config: ml_collections.ConfigDict, axis_name: str | None = None):
   m = config.model
+  ops.resolve_conv_impl(m.get('conv_impl', 'auto'))
   kw = dict(ndf=m.ndf, norm=m.d_norm, init_std=m.init_std, axis_name=axis_name,
             dtype=compute_dtype(config))
   if m.discriminator == 'patch':
