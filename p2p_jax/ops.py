@@ -383,6 +383,17 @@ def conv_4x4_s2_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_DN)
 
 
+def _im2col_4x4(x: jax.Array, stride: int, ho: int, wo: int) -> jax.Array:
+  """Patches of a 4x4 padding-1 conv: [N*Ho*Wo, 16*C_in] in (kh, kw, c) order, matching
+  ``kernel.reshape(16*C_in, C_out)``: row (n, o, p) holds ``x_pad[n, s*o+kh, s*p+kw, :]``."""
+  n, ci = x.shape[0], x.shape[-1]
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  span_h, span_w = stride * (ho - 1) + 1, stride * (wo - 1) + 1
+  p = jnp.stack([xp[:, kh:kh + span_h:stride, kw:kw + span_w:stride]
+                 for kh in range(4) for kw in range(4)], axis=3)  # [N, Ho, Wo, 16, Ci]
+  return p.reshape(n * ho * wo, 16 * ci)
+
+
 def conv_4x4_s2_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """Matmul (im2col) form: ``patches[N*Ho*Wo, 16*C_in] @ K.reshape(16*C_in, C_out)``.
 
@@ -401,10 +412,7 @@ def conv_4x4_s2_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
     y = jnp.dot(x.reshape(n, h * w * ci), kernel[1:1 + h, 1:1 + w].reshape(h * w * ci, co),
                 preferred_element_type=jnp.float32)
     return y.astype(out_dtype).reshape(n, 1, 1, co)
-  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  p = jnp.stack([xp[:, kh:kh + 2 * ho:2, kw:kw + 2 * wo:2] for kh in range(4) for kw in range(4)],
-                axis=3)  # [N, Ho, Wo, 16, Ci]
-  y = jnp.dot(p.reshape(n * ho * wo, 16 * ci), kernel.reshape(16 * ci, co),
+  y = jnp.dot(_im2col_4x4(x, 2, ho, wo), kernel.reshape(16 * ci, co),
               preferred_element_type=jnp.float32)
   return y.astype(out_dtype).reshape(n, ho, wo, co)
 
@@ -466,12 +474,8 @@ def conv_4x4_s1_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def _s1_patches(x: jax.Array) -> jax.Array:
-  """im2col of the 4x4 stride-1 padding-1 conv: [N*(H-1)*(W-1), 16*C_in], (kh, kw, c) order."""
-  n, h, w, ci = x.shape
-  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  p = jnp.stack([xp[:, kh:kh + h - 1, kw:kw + w - 1] for kh in range(4) for kw in range(4)],
-                axis=3)
-  return p.reshape(n * (h - 1) * (w - 1), 16 * ci)
+  """im2col of the 4x4 stride-1 padding-1 conv: [N*(H-1)*(W-1), 16*C_in]."""
+  return _im2col_4x4(x, 1, x.shape[1] - 1, x.shape[2] - 1)
 
 
 @jax.custom_vjp
