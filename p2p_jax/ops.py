@@ -115,24 +115,24 @@ def _sum_per_image_kernel_grads(conv, x: jax.Array, kernel: jax.Array, g: jax.Ar
   return dk
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _per_image_kernel_grad(conv, x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """``conv(x, kernel)`` whose kernel gradient is summed over per-image convolutions."""
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _with_kernel_grad(conv, kernel_grad, x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """``conv(x, kernel)`` whose kernel gradient is ``kernel_grad(x, kernel, g)`` (float32);
+  the input gradient is autodiff's."""
   return conv(x, kernel)
 
 
-def _pikg_fwd(conv, x, kernel):
+def _wkg_fwd(conv, kernel_grad, x, kernel):
   return conv(x, kernel), (x, kernel)
 
 
-def _pikg_bwd(conv, res, g):
+def _wkg_bwd(conv, kernel_grad, res, g):
   x, kernel = res
   _, vjp_x = jax.vjp(lambda a: conv(a, kernel), x)
-  dk = _sum_per_image_kernel_grads(conv, x, kernel, g)
-  return vjp_x(g)[0], dk.astype(kernel.dtype)
+  return vjp_x(g)[0], kernel_grad(x, kernel, g).astype(kernel.dtype)
 
 
-_per_image_kernel_grad.defvjp(_pikg_fwd, _pikg_bwd)
+_with_kernel_grad.defvjp(_wkg_fwd, _wkg_bwd)
 
 
 # ----------------------------------------------------------------------------------------
@@ -417,6 +417,10 @@ def conv_4x4_s2_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return y.astype(out_dtype).reshape(n, ho, wo, co)
 
 
+def _s2_per_image_kernel_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
+  return _sum_per_image_kernel_grads(conv_4x4_s2_xla, x, kernel, g)
+
+
 def _conv_4x4_s2_small_or_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
   if (x.shape[1] // 2) * (x.shape[2] // 2) <= _MATMUL_MAX_CONV_OUT_HW:
     return conv_4x4_s2_matmul(x, kernel)
@@ -442,7 +446,7 @@ def conv_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """
   n, co = x.shape[0], kernel.shape[-1]
   if _use_per_image(n, (x.shape[1] // 2) * (x.shape[2] // 2), co):
-    return _per_image_kernel_grad(conv_4x4_s2_xla, x, kernel)
+    return _with_kernel_grad(conv_4x4_s2_xla, _s2_per_image_kernel_grad, x, kernel)
   return _conv_4x4_s2_small_or_xla(x, kernel)
 
 
@@ -478,26 +482,12 @@ def _s1_patches(x: jax.Array) -> jax.Array:
   return _im2col_4x4(x, 1, x.shape[1] - 1, x.shape[2] - 1)
 
 
-@jax.custom_vjp
-def _conv_4x4_s1_gemm_kgrad(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """The reference conv whose kernel gradient is one GEMM: ``patches(x)^T @ dy``."""
-  return conv_4x4_s1_xla(x, kernel)
-
-
-def _s1_gemm_fwd(x, kernel):
-  return conv_4x4_s1_xla(x, kernel), (x, kernel)
-
-
-def _s1_gemm_bwd(res, g):
-  x, kernel = res
-  _, vjp_x = jax.vjp(lambda a: conv_4x4_s1_xla(a, kernel), x)
+def _s1_gemm_kernel_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
+  """Kernel gradient of the 4x4 stride-1 conv as one GEMM: ``patches(x)^T @ dy`` (float32)."""
   co = g.shape[-1]
   dk = lax.dot_general(_s1_patches(x), g.reshape(-1, co), (((0,), (0,)), ((), ())),
                        preferred_element_type=jnp.float32)
-  return vjp_x(g)[0], dk.reshape(kernel.shape).astype(kernel.dtype)
-
-
-_conv_4x4_s1_gemm_kgrad.defvjp(_s1_gemm_fwd, _s1_gemm_bwd)
+  return dk.reshape(kernel.shape)
 
 
 def conv_4x4_s1_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -507,7 +497,7 @@ def conv_4x4_s1_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
   convolutions, which XLA:CPU runs after transposing the activations to channel-major).
   The 512 -> 1 layer keeps the reference (a GEMM with one output column is slower)."""
   if kernel.shape[-1] >= _PER_IMAGE_MIN_COUT:
-    return _conv_4x4_s1_gemm_kgrad(x, kernel)
+    return _with_kernel_grad(conv_4x4_s1_xla, _s1_gemm_kernel_grad, x, kernel)
   return conv_4x4_s1_xla(x, kernel)
 
 
