@@ -153,8 +153,16 @@ def _interleave_phases(phases) -> jax.Array:
   return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, c)  # [N,H,2(a),W,2(b),C]
 
 
-# Tap kh of the transposed conv, for output row 2m + kh % 2, reads input row m + _CT_OFF[kh].
+# Tap kh of the transposed conv, for output row 2m + kh % 2, reads input row m + _CT_OFF[kh]
+# (kh = 2t + a reads m + t - 1 + a); _SHIFT_TAPS inverts it: the taps that read row m + d.
 _CT_OFF = (-1, 0, 0, 1)
+_SHIFT_TAPS = {d: tuple(kh for kh in range(4) if _CT_OFF[kh] == d) for d in (-1, 0, 1)}
+
+
+def _shifted(xp: jax.Array, dh: int, dw: int) -> jax.Array:
+  """``x[:, m + dh, l + dw]`` for every (m, l), zero outside, from ``xp`` = x padded by 1."""
+  h, w = xp.shape[1] - 2, xp.shape[2] - 2
+  return xp[:, 1 + dh:1 + dh + h, 1 + dw:1 + dw + w]
 
 
 def conv_transpose_4x4_s2_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -173,8 +181,7 @@ def conv_transpose_4x4_s2_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
   n, h, w, ci = x.shape
   co = kernel.shape[-1]
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  shifted = [xp[:, 1 + _CT_OFF[kh]:1 + _CT_OFF[kh] + h, 1 + _CT_OFF[kw]:1 + _CT_OFF[kw] + w]
-             for kh in range(4) for kw in range(4)]
+  shifted = [_shifted(xp, _CT_OFF[kh], _CT_OFF[kw]) for kh in range(4) for kw in range(4)]
   p = jnp.stack(shifted, 0).reshape(16, n * h * w, ci)
   y = lax.dot_general(p, kernel.reshape(16, ci, co), (((2,), (1,)), ((0,), (0,))),
                       preferred_element_type=jnp.float32)  # [16 = (t, a, s, b), N*H*W, Co]
@@ -242,15 +249,11 @@ def _ct_kernel_grad_3x3(x: jax.Array, g: jax.Array) -> jax.Array:
   return g9[_T9[:, None], _A9[:, None], _T9[None, :], _A9[None, :]]
 
 
-# (t, a) pairs whose taps read input row m + d for the row shift d = t - 1 + a.
-_SHIFT_TAPS = {-1: ((0, 0),), 0: ((0, 1), (1, 0)), 1: ((1, 1),)}
-
-
 def _ct_kernel_grad_gemm(x: jax.Array, g: jax.Array) -> jax.Array:
   """Kernel gradient as nine GEMMs, one per input shift (d_h, d_w) in {-1, 0, 1}^2.
 
-  ``dK[2t+a, 2s+b] = x_shift(t-1+a, s-1+b)^T . g[:, a::2, b::2]``: each shifted copy of ``x``
-  meets, in one GEMM, the 1, 2 or 4 output phases whose taps read it. No transposed copy
+  ``dK[kh, kw] = x_shift(off(kh), off(kw))^T . g[:, kh%2::2, kw%2::2]``: each shifted copy
+  of ``x`` meets, in one GEMM, the 1, 2 or 4 output phases whose taps read it. No transposed copy
   of ``x`` (the kernel-gradient convolutions need ``x`` channel-major, which XLA:CPU
   transposes slowly); best while N*H*W is small (see ``_GEMM_KGRAD_MAX_ROWS``).
   """
@@ -259,15 +262,15 @@ def _ct_kernel_grad_gemm(x: jax.Array, g: jax.Array) -> jax.Array:
   gp = g.reshape(n, h, 2, w, 2, co)
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
   dk = [[None] * 4 for _ in range(4)]
-  for dh, rows in _SHIFT_TAPS.items():
-    for dw, cols in _SHIFT_TAPS.items():
-      xs = xp[:, 1 + dh:1 + dh + h, 1 + dw:1 + dw + w].reshape(n * h * w, ci)
-      taps = [(t, a, s, b) for (t, a) in rows for (s, b) in cols]
-      gs = jnp.stack([gp[:, :, a, :, b] for (_, a, _, b) in taps], axis=-2)
+  for dh, khs in _SHIFT_TAPS.items():
+    for dw, kws in _SHIFT_TAPS.items():
+      xs = _shifted(xp, dh, dw).reshape(n * h * w, ci)
+      taps = [(kh, kw) for kh in khs for kw in kws]
+      gs = jnp.stack([gp[:, :, kh % 2, :, kw % 2] for kh, kw in taps], axis=-2)
       r = lax.dot_general(xs, gs.reshape(n * h * w, len(taps) * co), (((0,), (0,)), ((), ())),
                           preferred_element_type=jnp.float32).reshape(ci, len(taps), co)
-      for i, (t, a, s, b) in enumerate(taps):
-        dk[2 * t + a][2 * s + b] = r[:, i]
+      for i, (kh, kw) in enumerate(taps):
+        dk[kh][kw] = r[:, i]
   return jnp.stack([jnp.stack(row, 0) for row in dk], 0)
 
 
@@ -463,7 +466,9 @@ def resolve_conv_impl(impl: str) -> str:
 
 
 def conv_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
-  """4x4 stride-2 convolution, padding 1 (PyTorch Conv2d(4, 2, 1)): [N,H,W,Ci] -> [N,H//2,W//2,Co]."""
+  """4x4 stride-2 convolution, padding 1 (PyTorch Conv2d(4, 2, 1)).
+
+  [N,H,W,Ci] -> [N,H//2,W//2,Co]."""
   return _CONV_IMPLS[resolve_conv_impl(impl)](x, kernel)
 
 
