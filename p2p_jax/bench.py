@@ -8,7 +8,9 @@ Prints one JSON line per measurement. ``--what=train`` times the jitted, mapped 
 data; ``--torch`` also times the PyTorch reference implementation of the same networks,
 losses and optimiser (``p2p_jax.torch_reference``; torch is optional), alternating rounds
 of the two in the same process so that machine load affects both alike, and prints their
-ratio. ``--what=pipeline`` times the tf.data input pipeline alone.
+ratio. ``host_cpu_util`` is the process's CPU seconds per wall-clock second while an
+implementation ran (2.0: two cores busy throughout); on CPU it shows how much of the machine
+each one keeps busy. ``--what=pipeline`` times the tf.data input pipeline alone.
 """
 
 from __future__ import annotations
@@ -166,11 +168,15 @@ def bench_train(config, steps: int, warmup: int, rounds: int, with_torch: bool,
     th.run(warmup)
   results = {'p2p_jax': [], 'torch': []}
   per_step = {'p2p_jax': [], 'torch': []}
+  cpu_wall = {'p2p_jax': [0.0, 0.0], 'torch': [0.0, 0.0]}
   for _ in range(rounds):
     for name, impl in (('p2p_jax', jx), ('torch', th)):
       if impl is None:
         continue
+      cpu0, wall0 = time.process_time(), time.perf_counter()
       sec, per = impl.run(steps)
+      cpu_wall[name][0] += time.process_time() - cpu0
+      cpu_wall[name][1] += time.perf_counter() - wall0
       results[name].append(sec)
       per_step[name] += per
   lines = []
@@ -183,7 +189,8 @@ def bench_train(config, steps: int, warmup: int, rounds: int, with_torch: bool,
     sec = statistics.median(results[name])
     line = dict(base, impl=name, images_per_sec=config.batch_size / sec,
                 step_ms=1e3 * statistics.median(per_step[name]),
-                step_ms_pipelined=1e3 * sec, rounds=rounds, steps=steps)
+                step_ms_pipelined=1e3 * sec, rounds=rounds, steps=steps,
+                host_cpu_util=cpu_wall[name][0] / cpu_wall[name][1])
     if name == 'p2p_jax':
       line.update(compile_s=jx.compile_s, steps_per_dispatch=jx.steps_per_dispatch,
                   parallelism=config.parallelism, flops_per_step=jx.flops_per_step,

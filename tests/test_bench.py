@@ -21,6 +21,8 @@ def test_bench_train_reports_the_documented_fields():
   # A U-Net + PatchGAN step at 32 px is at least millions of FLOPs.
   assert line['flops_per_step'] > 1e6
   assert line['num_devices'] == 2  # conftest's fake devices
+  # CPU seconds per wall second: positive, and no more than the machine's cores can give.
+  assert 0 < line['host_cpu_util'] <= 1.1 * (os.cpu_count() or 1)
   json.dumps(line)
 
 
