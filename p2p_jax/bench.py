@@ -228,14 +228,16 @@ def bench_pipeline(config, steps: int, warmup: int) -> list[dict]:
 def bench_loop(config, steps: int, warmup: int) -> list[dict]:
   """The real train_and_evaluate (input pipeline, logging, metrics) vs the bare step.
 
-  Both run in this process on the same config; the loop's rate excludes compilation and
-  its first dispatches (``WORKDIR/train_stats.json``).
+  All in this process on the same config: the bare step is timed before and after the
+  loop, and the loop is compared with the mean of the two, so that a machine whose speed
+  drifts (shared VMs) biases neither. The loop's rate excludes compilation and its first
+  dispatches (``WORKDIR/train_stats.json``).
   """
   import os
   import tempfile
 
   from p2p_jax import train
-  (step_line,) = bench_train(config, steps, warmup, rounds=1, with_torch=False)
+  (before,) = bench_train(config, steps, warmup, rounds=1, with_torch=False)
   with tempfile.TemporaryDirectory() as workdir:
     c = config.copy_and_resolve_references()
     with c.unlocked():
@@ -247,11 +249,13 @@ def bench_loop(config, steps: int, warmup: int) -> list[dict]:
     train.train_and_evaluate(c, workdir)
     with open(os.path.join(workdir, 'train_stats.json')) as f:
       stats = json.load(f)
+  (after,) = bench_train(config, steps, warmup, rounds=1, with_torch=False)
+  step_ips = 0.5 * (before['images_per_sec'] + after['images_per_sec'])
   loop_ips = stats.get('steady_images_per_sec')
-  return [step_line, dict(_common(config), impl='train_loop', images_per_sec=loop_ips,
-                          dataset=config.data.dataset, steps=steps,
-                          loop_over_step=loop_ips / step_line['images_per_sec']
-                          if loop_ips else None)]
+  return [before, after, dict(_common(config), impl='train_loop', images_per_sec=loop_ips,
+                              dataset=config.data.dataset, steps=steps,
+                              step_images_per_sec=step_ips,
+                              loop_over_step=loop_ips / step_ips if loop_ips else None)]
 
 
 def main(argv):

@@ -26,6 +26,18 @@ def test_bench_train_reports_the_documented_fields():
   json.dumps(line)
 
 
+def test_bench_loop_compares_the_real_loop_with_steps_timed_around_it():
+  c = tiny_config(batch_size=2)
+  before, after, loop = bench.bench_loop(c, steps=3, warmup=1)
+  assert before['impl'] == after['impl'] == 'p2p_jax' and loop['impl'] == 'train_loop'
+  assert loop['step_images_per_sec'] == pytest.approx(
+      0.5 * (before['images_per_sec'] + after['images_per_sec']))
+  assert loop['images_per_sec'] > 0
+  assert loop['loop_over_step'] == pytest.approx(
+      loop['images_per_sec'] / loop['step_images_per_sec'])
+  json.dumps(loop)
+
+
 def test_bench_side_by_side_with_torch():
   pytest.importorskip('torch')
   c = tiny_config(batch_size=2, **{'model.dropout': 0.5})
