@@ -10,13 +10,15 @@ losses and optimiser (``p2p_jax.torch_reference``; torch is optional), alternati
 of the two in the same process so that machine load affects both alike, and prints their
 ratio. ``host_cpu_util`` is the process's CPU seconds per wall-clock second while an
 implementation ran (2.0: two cores busy throughout); on CPU it shows how much of the machine
-each one keeps busy. ``--what=pipeline`` times the tf.data input pipeline alone.
+each one keeps busy; ``host_cpu`` names the host's CPU model. ``--what=pipeline`` times the tf.data input pipeline alone.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
+import platform
 import statistics
 import sys
 import time
@@ -148,9 +150,33 @@ class TorchStep:
     return (time.perf_counter() - t0) / steps, per
 
 
+def host_cpu(cpuinfo_path: str = '/proc/cpuinfo') -> str:
+  """The host CPU as 'model (N cores, widest x86 SIMD)', e.g. 'AMD EPYC (2 cores, avx2)'.
+
+  CPU figures differ by machine type as much as by code (see docs/perf_notes.md), so every
+  bench line names the host, not just the JAX device ('cpu')."""
+  model, flags_ = platform.processor() or platform.machine(), set()
+  try:
+    with open(cpuinfo_path) as f:
+      for line in f:
+        key, _, value = line.partition(':')
+        if key.strip() == 'model name' and value.strip():
+          model = value.strip()
+        elif key.strip() == 'flags':
+          flags_ = set(value.split())
+        if model and flags_:
+          break
+  except OSError:
+    pass
+  simd = next((s for s in ('avx512f', 'avx2', 'avx') if s in flags_), None)
+  details = [f'{os.cpu_count()} cores'] + ([simd] if simd else [])
+  return f'{model or "unknown"} ({", ".join(details)})'
+
+
 def _common(config) -> dict:
   dev = jax.local_devices()[0]
-  return {'date': datetime.date.today().isoformat(), 'batch_size': config.batch_size,
+  return {'date': datetime.date.today().isoformat(), 'host_cpu': host_cpu(),
+          'batch_size': config.batch_size,
           'image_size': config.image_size, 'dtype': config.dtype,
           'num_downs': config.model.num_downs, 'ngf': config.model.ngf,
           'ndf': config.model.ndf, 'device': getattr(dev, 'device_kind', str(dev)),

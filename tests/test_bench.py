@@ -23,7 +23,19 @@ def test_bench_train_reports_the_documented_fields():
   assert line['num_devices'] == 2  # conftest's fake devices
   # CPU seconds per wall second: positive, and no more than the machine's cores can give.
   assert 0 < line['host_cpu_util'] <= 1.1 * (os.cpu_count() or 1)
+  assert f'{os.cpu_count()} cores' in line['host_cpu']
   json.dumps(line)
+
+
+def test_host_cpu_names_the_model_and_widest_simd(tmp_path):
+  info = tmp_path / 'cpuinfo'
+  info.write_text('processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n'
+                  'flags\t\t: fpu sse avx avx2 fma\n\nprocessor\t: 1\nmodel name\t: AMD EPYC\n')
+  assert bench.host_cpu(str(info)) == f'AMD EPYC ({os.cpu_count()} cores, avx2)'
+  info.write_text('model name\t: Intel Xeon\nflags\t\t: avx avx2 avx512f avx512bw\n')
+  assert bench.host_cpu(str(info)).endswith('avx512f)')
+  # No /proc/cpuinfo (macOS, Windows): still a description, never an error.
+  assert 'cores' in bench.host_cpu(str(tmp_path / 'missing'))
 
 
 def test_bench_loop_compares_the_real_loop_with_steps_timed_around_it():
