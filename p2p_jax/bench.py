@@ -10,7 +10,8 @@ losses and optimiser (``p2p_jax.torch_reference``; torch is optional), alternati
 of the two in the same process so that machine load affects both alike, and prints their
 ratio. ``host_cpu_util`` is the process's CPU seconds per wall-clock second while an
 implementation ran (2.0: two cores busy throughout); on CPU it shows how much of the machine
-each one keeps busy; ``host_cpu`` names the host's CPU model. ``--what=pipeline`` times the tf.data input pipeline alone.
+each one keeps busy; ``host_cpu`` names the host's CPU model. ``--what=pipeline`` times the
+tf.data input pipeline alone.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def host_cpu(cpuinfo_path: str = '/proc/cpuinfo') -> str:
 
   CPU figures differ by machine type as much as by code (see docs/perf_notes.md), so every
   bench line names the host, not just the JAX device ('cpu')."""
-  model, flags_ = platform.processor() or platform.machine(), set()
+  model, flags_ = None, set()
   try:
     with open(cpuinfo_path) as f:
       for line in f:
@@ -168,9 +169,10 @@ def host_cpu(cpuinfo_path: str = '/proc/cpuinfo') -> str:
           break
   except OSError:
     pass
+  model = model or platform.processor() or platform.machine() or 'unknown'
   simd = next((s for s in ('avx512f', 'avx2', 'avx') if s in flags_), None)
   details = [f'{os.cpu_count()} cores'] + ([simd] if simd else [])
-  return f'{model or "unknown"} ({", ".join(details)})'
+  return f'{model} ({", ".join(details)})'
 
 
 def _common(config) -> dict:
