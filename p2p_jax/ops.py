@@ -43,7 +43,13 @@ Why XLA:CPU needs help (jaxlib 0.10.2, 2-core AVX-512 Xeon; numbers in
    XLA materialises as a transposed copy; XLA:CPU transposes the minor [C_in, C_out] dims
    at about 1 GB/s (10-40 ms per inner U-Net layer, a quarter of a batch-1 train step).
    Matmuls take a transposed operand in place, hence the matmul forms on small maps.
-4. (Not fixable here.) Inside ``lax.scan``/``while`` bodies XLA:CPU leaves convolutions
+   Activations fare the same: kernel-gradient convolutions need them channel-major (a
+   transposed copy per call), so on large maps the kernel gradients are GEMMs that read
+   the NHWC activations in place (``_ct_kernel_grad``, ``_s2_gemm_kernel_grad``).
+4. An input-dilated convolution (XLA's form of the transposed conv and of a strided
+   conv's input gradient) runs ~2x slower per image at batch > 1 on large maps; the
+   strided conv's input gradient there takes the sub-pixel form.
+5. (Not fixable here.) Inside ``lax.scan``/``while`` bodies XLA:CPU leaves convolutions
    non-canonical, i.e. on the naive path: keep train steps out of rolled loops on CPU
    (``unroll=True`` avoids it).
 
@@ -53,9 +59,8 @@ The transposed convolution decomposes into four phases (sub-pixel convolution)::
 
 (``x`` zero outside its bounds, ``a, b in {0, 1}``): each output phase is a 2x2 stride-1
 convolution of ``x`` with the kernel taps ``K[a::2, b::2]``, padded ``(1-a, a)``. Its
-kernel gradient per phase is then a stride-1 kernel-gradient convolution whose window (an
-H x W phase of the output gradient) is no larger than its input (``x``), so it stays on
-Eigen's fast path.
+kernel gradient is then a sum over pixels of ``x`` against shifted phases of the output
+gradient: no window larger than its input, so no swapped convolution.
 """
 
 from __future__ import annotations
@@ -65,22 +70,19 @@ from typing import Callable, Dict
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from p2p_jax.errors import ConfigError
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
-# Kernel-gradient convolutions: x's batch axis is contracted (as the "feature" axis) and its
-# channel axis is carried through (as the "batch" axis); the output gradient is the kernel.
-_KGRAD_DN = ('CHWN', 'IHWO', 'HWNC')
 
 # Below this spatial product (H*W of the smaller operand) XLA:CPU swaps conv operands (see
 # module docstring); the fast paths avoid handing XLA such convolutions.
 _SMALL_SPATIAL = 16
-# Below this many output channels the per-phase kernel-gradient convolutions are narrow
-# (slow in Eigen); one 3x3 kernel-gradient convolution with 4*C_out channels is faster.
-_NARROW_COUT = 32
+# Below this many channels the sub-pixel form's 2x2 phase convolutions are narrow and slow:
+# the strided conv keeps XLA's input gradient when C_in is below it (see
+# ``_s2_subpixel_input_grad``).
+_NARROW_C = 32
 # Kernel-gradient convolutions contract over the batch as Eigen's innermost "depth" axis,
 # which is slow for depth > 1 on large maps: when the smaller of the two maps (input, output)
 # has >= 900 pixels (~30x30) and C_out >= 32, one kernel-gradient convolution per image,
@@ -91,13 +93,13 @@ _PER_IMAGE_MAX_BATCH = 16
 # Transposed conv on maps below this H*W: backward through the sub-pixel form (its
 # stride-1 phase convolutions beat the reference's strided input gradient there).
 _SUBPIXEL_BWD_SPATIAL = 256
-# Transposed conv kernel gradient as nine GEMMs up to this many input pixels N*H*W
-# (U-Net-256, batch 1: 16 px 29 -> 15 ms, 32 px 26 -> 17 ms; equal or slower beyond).
-_GEMM_KGRAD_MAX_ROWS = 1024
 # Weight-bound maps (the inner U-Net levels) take the matmul (im2col) form: up to this
 # output H*W for ``conv_4x4_s2``, and for input H*W in 2..this for the transposed conv.
 _MATMUL_MAX_CONV_OUT_HW = 256
 _MATMUL_MAX_CT_IN_HW = 64
+# The strided conv's input gradient in sub-pixel form from this batch size (at batch 1
+# XLA's input-dilated convolution is as fast or faster).
+_SUBPIXEL_DX_MIN_BATCH = 2
 
 
 def _use_per_image(n: int, smaller_map_hw: int, c_out: int) -> bool:
@@ -115,24 +117,29 @@ def _sum_per_image_kernel_grads(conv, x: jax.Array, kernel: jax.Array, g: jax.Ar
   return dk
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _with_kernel_grad(conv, kernel_grad, x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """``conv(x, kernel)`` whose kernel gradient is ``kernel_grad(x, kernel, g)`` (float32);
-  the input gradient is autodiff's."""
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _with_grads(conv, input_grad, kernel_grad, x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """``conv(x, kernel)`` whose input gradient is ``input_grad(kernel, g)`` and kernel
+  gradient ``kernel_grad(x, kernel, g)`` (float32); either may be None for autodiff's."""
   return conv(x, kernel)
 
 
-def _wkg_fwd(conv, kernel_grad, x, kernel):
+def _wg_fwd(conv, input_grad, kernel_grad, x, kernel):
   return conv(x, kernel), (x, kernel)
 
 
-def _wkg_bwd(conv, kernel_grad, res, g):
+def _wg_bwd(conv, input_grad, kernel_grad, res, g):
   x, kernel = res
-  _, vjp_x = jax.vjp(lambda a: conv(a, kernel), x)
-  return vjp_x(g)[0], kernel_grad(x, kernel, g).astype(kernel.dtype)
+  if input_grad is None or kernel_grad is None:
+    dx, dk = jax.vjp(conv, x, kernel)[1](g)  # XLA drops whichever half goes unused.
+  if input_grad is not None:
+    dx = input_grad(kernel, g).astype(x.dtype)
+  if kernel_grad is not None:
+    dk = kernel_grad(x, kernel, g).astype(kernel.dtype)
+  return dx, dk
 
 
-_with_kernel_grad.defvjp(_wkg_fwd, _wkg_bwd)
+_with_grads.defvjp(_wg_fwd, _wg_bwd)
 
 
 # ----------------------------------------------------------------------------------------
@@ -154,9 +161,8 @@ def _interleave_phases(phases) -> jax.Array:
 
 
 # Tap kh of the transposed conv, for output row 2m + kh % 2, reads input row m + _CT_OFF[kh]
-# (kh = 2t + a reads m + t - 1 + a); _SHIFT_TAPS inverts it: the taps that read row m + d.
+# (kh = 2t + a reads m + t - 1 + a).
 _CT_OFF = (-1, 0, 0, 1)
-_SHIFT_TAPS = {d: tuple(kh for kh in range(4) if _CT_OFF[kh] == d) for d in (-1, 0, 1)}
 
 
 def _shifted(xp: jax.Array, dh: int, dw: int) -> jax.Array:
@@ -216,77 +222,29 @@ def _phase_conv(x: jax.Array, kernel: jax.Array, a: int, b: int) -> jax.Array:
   return lax.conv_general_dilated(x, taps, (1, 1), (pad_h, pad_w), dimension_numbers=_DN)
 
 
-def _ct_kernel_grad_phases(x: jax.Array, g: jax.Array) -> jax.Array:
-  """Kernel gradient of the transposed conv as four stride-1 kernel-gradient convolutions."""
-  n, h, w, ci = x.shape
-  co = g.shape[-1]
-  per_phase = [[lax.conv_general_dilated(x, g[:, a::2, b::2, :], (1, 1),
-                                         ((1 - a, a), (1 - b, b)), dimension_numbers=_KGRAD_DN,
-                                         preferred_element_type=jnp.float32)
-                for b in range(2)] for a in range(2)]  # [a][b] -> [2(t),2(s),Ci,Co]
-  dk = jnp.stack([jnp.stack(row, 0) for row in per_phase], 0)  # [a,b,t,s,Ci,Co]
-  return dk.transpose(2, 0, 3, 1, 4, 5).reshape(4, 4, ci, co)  # [(t,a),(s,b),Ci,Co]
-
-
-# dK[kh] = G9[_T9[kh], ..., _A9[kh], ...] with kh = 2t+a and the 3x3 window index i = t+a.
-_T9 = np.array([0, 1, 1, 2])
-_A9 = np.array([0, 1, 0, 1])
-
-
-def _ct_kernel_grad_3x3(x: jax.Array, g: jax.Array) -> jax.Array:
-  """Kernel gradient as ONE 3x3 kernel-gradient conv against the space-to-depth'd gradient.
-
-  Computes 36 tap/phase blocks of which 16 are needed (2.25x the FLOPs), but with 4*C_out
-  output channels instead of C_out; faster when C_out is small (the RGB output layer).
-  """
-  n, h, w, ci = x.shape
-  co = g.shape[-1]
-  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  gs = g.reshape(n, h, 2, w, 2, co).transpose(0, 1, 3, 2, 4, 5).reshape(n, h, w, 4 * co)
-  g9 = lax.conv_general_dilated(xp, gs, (1, 1), 'VALID', dimension_numbers=_KGRAD_DN,
-                                preferred_element_type=jnp.float32)
-  g9 = g9.reshape(3, 3, ci, 2, 2, co).transpose(0, 3, 1, 4, 2, 5)  # [i,a,j,b,Ci,Co]
-  return g9[_T9[:, None], _A9[:, None], _T9[None, :], _A9[None, :]]
-
-
-def _ct_kernel_grad_gemm(x: jax.Array, g: jax.Array) -> jax.Array:
-  """Kernel gradient as nine GEMMs, one per input shift (d_h, d_w) in {-1, 0, 1}^2.
-
-  ``dK[kh, kw] = x_shift(off(kh), off(kw))^T . g[:, kh%2::2, kw%2::2]``: each shifted copy
-  of ``x`` meets, in one GEMM, the 1, 2 or 4 output phases whose taps read it. No transposed copy
-  of ``x`` (the kernel-gradient convolutions need ``x`` channel-major, which XLA:CPU
-  transposes slowly); best while N*H*W is small (see ``_GEMM_KGRAD_MAX_ROWS``).
-  """
-  n, h, w, ci = x.shape
-  co = g.shape[-1]
-  gp = g.reshape(n, h, 2, w, 2, co)
-  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  dk = [[None] * 4 for _ in range(4)]
-  for dh, khs in _SHIFT_TAPS.items():
-    for dw, kws in _SHIFT_TAPS.items():
-      xs = _shifted(xp, dh, dw).reshape(n * h * w, ci)
-      taps = [(kh, kw) for kh in khs for kw in kws]
-      gs = jnp.stack([gp[:, :, kh % 2, :, kw % 2] for kh, kw in taps], axis=-2)
-      r = lax.dot_general(xs, gs.reshape(n * h * w, len(taps) * co), (((0,), (0,)), ((), ())),
-                          preferred_element_type=jnp.float32).reshape(ci, len(taps), co)
-      for i, (kh, kw) in enumerate(taps):
-        dk[kh][kw] = r[:, i]
-  return jnp.stack([jnp.stack(row, 0) for row in dk], 0)
-
-
 def _ct_kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
-  """Kernel gradient of the transposed conv (float32), choosing the fastest formulation."""
-  if g.shape[-1] < _NARROW_COUT:
-    return _ct_kernel_grad_3x3(x, g)
-  n, h, w, _ = x.shape
-  if n * h * w <= _GEMM_KGRAD_MAX_ROWS:
-    return _ct_kernel_grad_gemm(x, g)
-  if _use_per_image(n, h * w, g.shape[-1]):
-    dk = _ct_kernel_grad_phases(x[:1], g[:1])
-    for i in range(1, n):
-      dk = dk + _ct_kernel_grad_phases(x[i:i + 1], g[i:i + 1])
-    return dk
-  return _ct_kernel_grad_phases(x, g)
+  """Kernel gradient of the transposed conv (float32) as ONE GEMM that reads ``x`` in place: ``x^T . G16``.
+
+  Shifting the output gradient instead of the input: with ``m' = m + off(kh)``,
+  ``dK[kh, kw] = sum_{n, m', l'} x[n, m', l']^T . g[n, 2(m' - off(kh)) + kh%2,
+  2(l' - off(kw)) + kw%2]`` (zero where ``m' - off`` leaves ``[0, H)``). The 16 shifted
+  phase slices of ``g`` form ``G16 [N*H*W, 16*C_out]`` (4x the size of ``g``), and one GEMM
+  contracts it with ``x [N*H*W, C_in]`` over the pixels. Unlike the kernel-gradient
+  convolutions, no channel-major copy of ``x`` is made (XLA:CPU transposes activations at
+  ~1 GB/s: 81 ms for the 128 px output layer's input at batch 4). Used on every map that
+  takes the custom backward (H*W >= 256). Standalone, batch 1 / 4, ms (before -> after):
+  64 px input 28 -> 17 / 120 -> 90, 128 px (3 output channels) 18 -> 4.5 / 62 -> 18,
+  16-32 px equal; whole train step 1.04x (batch 1) / 1.05x (batch 4).
+  """
+  n, h, w, ci = x.shape
+  co = g.shape[-1]
+  gp = jnp.pad(g.reshape(n, h, 2, w, 2, co), ((0, 0), (1, 1), (0, 0), (1, 1), (0, 0), (0, 0)))
+  cols = [_shifted(gp[:, :, kh % 2, :, kw % 2], -_CT_OFF[kh], -_CT_OFF[kw])
+          for kh in range(4) for kw in range(4)]
+  g16 = jnp.stack(cols, axis=3).reshape(n * h * w, 16 * co)
+  dk = lax.dot_general(x.reshape(n * h * w, ci), g16, (((0,), (0,)), ((), ())),
+                       preferred_element_type=jnp.float32)  # [C_in, (kh, kw, C_out)]
+  return dk.reshape(ci, 4, 4, co).transpose(1, 2, 0, 3)
 
 
 def _ct_forward_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -308,18 +266,17 @@ def conv_transpose_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
       convolutions, kernel read unflipped);
     - backward on larger maps: input gradient = the 4x4 stride-2 conv of the output
       gradient with the flipped, in/out-swapped kernel (what autodiff of the reference
-      computes); kernel gradient = nine GEMMs, one per input shift, while N*H*W <= 1024
-      (``_ct_kernel_grad_gemm``), else per-phase stride-1 kernel-gradient convolutions
-      (``_ct_kernel_grad_phases``; one per image for batch 2..16 on >= 30x30 maps), or a
-      single 3x3 one against the space-to-depth'd gradient for C_out < 32
-      (``_ct_kernel_grad_3x3``).
+      computes); kernel gradient = one GEMM of ``x``, read in place, against 16 shifted
+      phase slices of the output gradient (``_ct_kernel_grad``).
 
   Measured forward + both gradients at the U-Net-256 decoder shapes before the matmul
   form existed (2-core CPU, f32; ``docs/perf_notes.md``): sum over the 8 decoder layers
   12x (batch 1) and 24x (batch 4) faster than ``'xla'`` (15-56x at 16..64 px inputs), and
   1.2x / 1.3x faster than ``'subpixel'`` (4.6x at the 128 px layer with 3 output
   channels). The matmul form then takes the 2, 4 and 8 px layers from 71/72/87 ms to
-  22/25/47 ms (batch 1).
+  22/25/47 ms (batch 1); the single-GEMM kernel gradient (which replaced per-phase
+  kernel-gradient convolutions, nine GEMMs on 16-32 px maps and a 3x3 form for C_out < 32)
+  the 64 and 128 px layers (see ``_ct_kernel_grad``).
   """
   if 1 < x.shape[1] * x.shape[2] <= _MATMUL_MAX_CT_IN_HW:
     return conv_transpose_4x4_s2_matmul(x, kernel)
@@ -420,37 +377,82 @@ def conv_4x4_s2_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return y.astype(out_dtype).reshape(n, ho, wo, co)
 
 
+def _s2_subpixel_input_grad(kernel: jax.Array, g: jax.Array) -> jax.Array:
+  """Input gradient of the 4x4 stride-2 padding-1 conv (even H, W): its adjoint, the
+  transposed conv of ``g`` with the flipped, in/out-swapped kernel, in sub-pixel form (four
+  2x2 stride-1 convolutions). XLA's own input gradient is an input-dilated convolution,
+  which XLA:CPU runs ~2x slower per image at batch > 1 on large maps (batch 4, 128 px
+  input: 65 -> 28 ms)."""
+  return conv_transpose_4x4_s2_subpixel(g, jnp.flip(kernel, (0, 1)).swapaxes(2, 3))
+
+
+def _s2_gemm_kernel_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
+  """Kernel gradient of the 4x4 stride-2 padding-1 conv (even H, W) as ONE GEMM.
+
+  With ``kh = 2u + a``: ``x_pad[2o + kh] = s2d(x_pad)[o + u, a]``, so ``dK[2u+a, 2v+b] =
+  sum_{o', p'} s2d(x_pad)[o', p', (a, b)]^T . g[o' - u, p' - v]``: the space-to-depth'd
+  padded input ``[N*(Ho+1)*(Wo+1), 4*C_in]`` against the four shifted copies of ``g``
+  ``[N*(Ho+1)*(Wo+1), 4*C_out]``. No channel-major copy of the activations, which the
+  kernel-gradient convolutions need (XLA:CPU makes them at ~1 GB/s). Standalone, ms, batch
+  1 / 4: 128 px input (64 -> 128 channels) 12 -> 9 / 51 -> 47, 64 px 7.2 -> 5.9 / 30 ->
+  25; slower for C_in < 32 (3-6 channel inputs at 256 px: 15 -> 35 ms at batch 4)."""
+  n, h, w, c = x.shape
+  co = g.shape[-1]
+  ho, wo = h // 2, w // 2
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  x4 = xp.reshape(n, ho + 1, 2, wo + 1, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(-1, 4 * c)
+  gp = jnp.pad(g, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  g4 = jnp.stack([gp[:, 1 - u:2 - u + ho, 1 - v:2 - v + wo] for u in range(2) for v in range(2)],
+                 axis=3).reshape(-1, 4 * co)  # columns (u, v, C_out)
+  dk = lax.dot_general(x4, g4, (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+  return dk.reshape(2, 2, c, 2, 2, co).transpose(3, 0, 4, 1, 2, 5).reshape(4, 4, c, co)
+
+
 def _s2_per_image_kernel_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
+  """One kernel-gradient convolution per image, summed (narrow C_in or odd H, W)."""
   return _sum_per_image_kernel_grads(conv_4x4_s2_xla, x, kernel, g)
 
 
-def _conv_4x4_s2_small_or_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  if (x.shape[1] // 2) * (x.shape[2] // 2) <= _MATMUL_MAX_CONV_OUT_HW:
-    return conv_4x4_s2_matmul(x, kernel)
-  return conv_4x4_s2_xla(x, kernel)
-
-
 def conv_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """CPU fast path (``'fast'``); plain autodiff except for the per-image kernel gradient.
+  """CPU fast path (``'fast'``): the same function as the reference, chosen by shape.
 
   * outputs with H_out*W_out <= 256 (inputs up to ~32 px): the matmul form
-    (``conv_4x4_s2_matmul``). There the weights dominate, and XLA's convolutions would
-    transpose a kernel copy for the input gradient (and, below 4x4 outputs, swap operands
-    into XLA:CPU's naive loop emitter);
-  * otherwise the reference, and for batch 2..16 with >= 900-pixel outputs and >= 32
-    output channels, a kernel gradient summed over one convolution per image.
+    (``conv_4x4_s2_matmul``, plain autodiff). There the weights dominate, and XLA's
+    convolutions would transpose a kernel copy for the input gradient (and, below 4x4
+    outputs, swap operands into XLA:CPU's naive loop emitter);
+  * otherwise the reference forward, with
+    - kernel gradient: one GEMM against the space-to-depth'd input for C_in >= 32 and even
+      H, W (``_s2_gemm_kernel_grad``); else, for batch 2..16 with >= 900-pixel outputs and
+      >= 32 output channels, one kernel-gradient convolution per image, summed; else
+      autodiff's;
+    - input gradient: the sub-pixel transposed conv for batch >= 2, C_in >= 32 and even
+      H, W (``_s2_subpixel_input_grad``); else autodiff's.
 
   Measured forward + both gradients at the U-Net-256 encoder and PatchGAN shapes: sum
   1.2x (batch 1) / 1.4x (batch 4) faster than ``'xla'`` (1.5-2.9x at 2-4 px inputs,
   1.2-1.7x at 64-256 px with batch 4); whole U-Net-256 + PatchGAN forward+backward with the
   fast transposed conv: 3% (batch 1) / 12-15% (batch 4) faster than with ``'xla'`` convs.
   The matmul form, added later, takes the 4..32 px encoder layers from 22/18/25/23 ms to
-  5/4/14/19 ms (batch 1) and from 31/27/65/101 ms to 7/14/35/99 ms (batch 4).
+  5/4/14/19 ms (batch 1) and from 31/27/65/101 ms to 7/14/35/99 ms (batch 4). The GEMM
+  kernel gradient and the sub-pixel input gradient, added last, make the whole train step
+  1.03x (batch 1) and 1.12x (batch 4) faster (``docs/perf_notes.md``, fifth pass).
   """
-  n, co = x.shape[0], kernel.shape[-1]
-  if _use_per_image(n, (x.shape[1] // 2) * (x.shape[2] // 2), co):
-    return _with_kernel_grad(conv_4x4_s2_xla, _s2_per_image_kernel_grad, x, kernel)
-  return _conv_4x4_s2_small_or_xla(x, kernel)
+  n, h, w, ci = x.shape
+  out_hw = (h // 2) * (w // 2)
+  if out_hw <= _MATMUL_MAX_CONV_OUT_HW:
+    return conv_4x4_s2_matmul(x, kernel)
+  even = h % 2 == 0 and w % 2 == 0
+  input_grad = (_s2_subpixel_input_grad
+                if n >= _SUBPIXEL_DX_MIN_BATCH and ci >= _NARROW_C and even else None)
+  if ci >= _NARROW_C and even:
+    kernel_grad = _s2_gemm_kernel_grad
+  elif _use_per_image(n, out_hw, kernel.shape[-1]):
+    kernel_grad = _s2_per_image_kernel_grad
+  else:
+    kernel_grad = None
+  if input_grad is None and kernel_grad is None:
+    return conv_4x4_s2_xla(x, kernel)
+  return _with_grads(conv_4x4_s2_xla, input_grad, kernel_grad, x, kernel)
 
 
 _CONV_IMPLS: Dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
@@ -502,7 +504,7 @@ def conv_4x4_s1_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
   convolutions, which XLA:CPU runs after transposing the activations to channel-major).
   The 512 -> 1 layer keeps the reference (a GEMM with one output column is slower)."""
   if kernel.shape[-1] >= _PER_IMAGE_MIN_COUT:
-    return _with_kernel_grad(conv_4x4_s1_xla, _s1_gemm_kernel_grad, x, kernel)
+    return _with_grads(conv_4x4_s1_xla, None, _s1_gemm_kernel_grad, x, kernel)
   return conv_4x4_s1_xla(x, kernel)
 
 

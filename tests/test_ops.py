@@ -40,8 +40,7 @@ def _inputs(shape_x, c_out, dtype=jnp.float32, seed=0):
 # (N, H, W, C_in, C_out). They cover: batch 1 and > 1; odd/even and H != W; C_in != C_out;
 # 'fast' routing by input H*W: 1 (sub-pixel forward and backward), 2..64 (matmul form),
 # 65..255 (XLA forward, sub-pixel backward), >= 256 (XLA forward, adjoint-conv input
-# gradient; kernel gradient: C_out < 32 3x3 conv, else N*H*W <= 1024 nine GEMMs, else
-# per-phase convolutions, per image for batch 2..16 on >= 900-pixel maps).
+# gradient, kernel gradient as one GEMM against shifted phases of the output gradient).
 CT_SHAPES = [
     (1, 1, 1, 5, 3),
     (2, 3, 4, 5, 6),
@@ -52,10 +51,10 @@ CT_SHAPES = [
     (2, 1, 3, 5, 6),
     (1, 3, 1, 4, 34),
     (1, 9, 10, 6, 34),  # H*W = 90: sub-pixel backward.
-    (2, 16, 17, 4, 3),  # C_out < 32: 3x3 kernel gradient.
-    (1, 16, 16, 3, 40),  # Nine-GEMM kernel gradient.
-    (1, 33, 32, 3, 32),  # Per-phase kernel gradient, batch 1.
-    (2, 32, 33, 3, 32),  # N > 1, H*W >= 1024: per-image kernel gradient.
+    (2, 16, 17, 4, 3),  # H*W >= 256 from here: GEMM kernel gradient (C_out = 3).
+    (1, 16, 16, 3, 40),
+    (1, 33, 32, 3, 32),
+    (2, 32, 33, 40, 32),
 ]
 
 
@@ -72,7 +71,8 @@ def test_conv_transpose_matches_reference(impl, shape):
     assert _rel_err(g, r) < 1e-5, (name, _rel_err(g, r))
 
 
-# Input H, W >= 2. 'fast': (H//2)*(W//2) <= 256 takes the matmul form, else XLA's.
+# Input H, W >= 2. 'fast': (H//2)*(W//2) <= 256 takes the matmul form, else XLA's forward
+# with custom gradients chosen by batch, C_in and the parity of H, W.
 CONV_SHAPES = [
     (1, 2, 2, 5, 3),  # 1x1 output: the taps that meet the input only.
     (2, 3, 2, 5, 4),
@@ -82,6 +82,10 @@ CONV_SHAPES = [
     (3, 9, 11, 8, 5),
     (1, 33, 34, 3, 5),  # 16x17 output: XLA's convolution.
     (2, 60, 62, 3, 32),  # N > 1, >= 900-pixel output, C_out >= 32: per-image kernel gradient.
+    (2, 61, 60, 40, 32),  # Odd H: per-image kernel gradient, XLA's input gradient.
+    (1, 34, 36, 40, 5),  # C_in >= 32, even: GEMM kernel gradient, XLA's input gradient.
+    (2, 36, 34, 32, 8),  # ... and N > 1: sub-pixel input gradient.
+    (2, 35, 34, 32, 6),  # Odd H, 289-pixel output: XLA's gradients.
 ]
 
 
@@ -120,7 +124,8 @@ def test_reference_conv_is_pytorch_padding():
         1, h // 2, (h + 1) // 2, 3)
 
 
-@pytest.mark.parametrize('shape', [(2, 3, 4, 8, 6), (1, 4, 6, 8, 40), (2, 30, 31, 2, 32)],
+@pytest.mark.parametrize('shape', [(2, 3, 4, 8, 6), (1, 4, 6, 8, 40), (2, 30, 31, 2, 32),
+                                   (2, 18, 17, 32, 8)],
                          ids=lambda s: 'x'.join(map(str, s)))
 def test_bfloat16(shape):
   """bf16 in, bf16 out and gradients; close to the f32 reference on the same (rounded) values."""
