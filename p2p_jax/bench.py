@@ -152,7 +152,8 @@ class TorchStep:
 
 
 def host_cpu(cpuinfo_path: str = '/proc/cpuinfo') -> str:
-  """The host CPU as 'model (N cores, widest x86 SIMD)', e.g. 'AMD EPYC (2 cores, avx2)'.
+  """The host CPU as 'model (N cores, widest x86 SIMD[, amx])', e.g. 'AMD EPYC (2 cores,
+  avx2)'; 'amx' marks Intel's matrix units (Sapphire Rapids and later; bf16/int8 only).
 
   CPU figures differ by machine type as much as by code (see docs/perf_notes.md), so every
   bench line names the host, not just the JAX device ('cpu')."""
@@ -171,7 +172,8 @@ def host_cpu(cpuinfo_path: str = '/proc/cpuinfo') -> str:
     pass
   model = model or platform.processor() or platform.machine() or 'unknown'
   simd = next((s for s in ('avx512f', 'avx2', 'avx') if s in flags_), None)
-  details = [f'{os.cpu_count()} cores'] + ([simd] if simd else [])
+  details = ([f'{os.cpu_count()} cores'] + ([simd] if simd else [])
+             + (['amx'] if 'amx_tile' in flags_ else []))
   return f'{model} ({", ".join(details)})'
 
 

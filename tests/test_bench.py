@@ -34,6 +34,8 @@ def test_host_cpu_names_the_model_and_widest_simd(tmp_path):
   assert bench.host_cpu(str(info)) == f'AMD EPYC ({os.cpu_count()} cores, avx2)'
   info.write_text('model name\t: Intel Xeon\nflags\t\t: avx avx2 avx512f avx512bw\n')
   assert bench.host_cpu(str(info)).endswith('avx512f)')
+  info.write_text('model name\t: Intel Xeon\nflags\t\t: avx2 avx512f amx_bf16 amx_tile\n')
+  assert bench.host_cpu(str(info)).endswith('avx512f, amx)')
   # Field order does not matter: flags first still finds the model name.
   info.write_text('flags\t\t: avx avx2\nmodel name\t: Intel Xeon\n')
   assert bench.host_cpu(str(info)) == f'Intel Xeon ({os.cpu_count()} cores, avx2)'
