@@ -30,6 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.parallelism = 'shard_map'  # 'shard_map' (jit + shard_map, 1-D mesh) or 'pmap'.
   c.steps_per_dispatch = 1  # Train steps fused into one device call (lax.scan).
   c.dtype = 'float32'  # Compute dtype: 'float32' or 'bfloat16' (params stay float32).
+  c.cpu_convolutions = 'auto'  # XLA:CPU conv library: 'auto', 'eigen', 'xla_default'.
 
   # --- Data ---------------------------------------------------------------------------
   c.data = d = ml_collections.ConfigDict()

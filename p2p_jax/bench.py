@@ -30,6 +30,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
+from p2p_jax import xla_options
 from p2p_jax.parallel import DataParallel
 from p2p_jax.train_step import create_train_state, make_networks
 
@@ -86,7 +87,10 @@ class JaxStep:
     self.config = config
     self.devices = jax.local_devices()
     nets = make_networks(config, channels, multi_device=True)
-    self.dp = DataParallel(nets, config.parallelism, self.devices, steps_per_dispatch=k)
+    self.cpu_convolutions, options = xla_options.train_step_options(
+        config.cpu_convolutions, config.parallelism)
+    self.dp = DataParallel(nets, config.parallelism, self.devices, steps_per_dispatch=k,
+                           compiler_options=options)
     state = create_train_state(nets, config.seed, (s, s, channels), channels)
     self.state = self.dp.put_state(state)
     rng = np.random.default_rng(0)
@@ -223,6 +227,7 @@ def bench_train(config, steps: int, warmup: int, rounds: int, with_torch: bool,
                 host_cpu_util=cpu_wall[name][0] / cpu_wall[name][1])
     if name == 'p2p_jax':
       line.update(compile_s=jx.compile_s, steps_per_dispatch=jx.steps_per_dispatch,
+                  cpu_convolutions=jx.cpu_convolutions,
                   parallelism=config.parallelism, flops_per_step=jx.flops_per_step,
                   conv_transpose_impl=config.model.conv_transpose_impl)
       if jx.flops_per_step:

@@ -41,13 +41,19 @@ class DataParallel:
   """Places state and batches on the devices and runs the mapped train step."""
 
   def __init__(self, nets: Networks, mode: str = 'shard_map', devices=None,
-               steps_per_dispatch: int = 1, donate: bool = True):
+               steps_per_dispatch: int = 1, donate: bool = True,
+               compiler_options: dict[str, str] | None = None):
+    """``compiler_options``: XLA options for the jitted step (shard_map only; see
+    ``p2p_jax.xla_options``)."""
     if mode not in MODES:
       raise ConfigError(f'parallelism must be one of {MODES}, got {mode!r}.')
     self.mode = mode
     self.devices = list(devices if devices is not None else jax.local_devices())
     self.num_devices = len(self.devices)
     self.steps_per_dispatch = steps_per_dispatch
+    if compiler_options and mode == 'pmap':
+      raise ConfigError('jax.pmap takes no XLA compiler options; use parallelism=shard_map.')
+    self.compiler_options = compiler_options or None
     self.mesh = Mesh(np.array(self.devices), (AXIS,))
     self._stacked = NamedSharding(self.mesh, P(AXIS))  # pmap: leading device axis
     self._replicated = NamedSharding(self.mesh, P())
@@ -65,7 +71,7 @@ class DataParallel:
     # the mean into a sum (N x gradients on N devices; tests compare against 1 device).
     mapped = jax.shard_map(step, mesh=self.mesh, in_specs=(P(), batch_spec),
                            out_specs=(P(), P()), check_vma=False)
-    return jax.jit(mapped, donate_argnums=donate_args)
+    return jax.jit(mapped, donate_argnums=donate_args, compiler_options=self.compiler_options)
 
   # --- placement ------------------------------------------------------------------------
   def put_state(self, state: TrainState) -> TrainState:

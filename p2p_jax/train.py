@@ -21,7 +21,7 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from p2p_jax import checkpoints, images, inference
+from p2p_jax import checkpoints, images, inference, xla_options
 from p2p_jax.rng import make_key
 from p2p_jax.models.factory import ConfigError, check_image_size
 from p2p_jax.parallel import DataParallel, check_batch
@@ -119,7 +119,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     writer.write_hparams(_flat_hparams(config))
 
   k = config.steps_per_dispatch
-  dp = DataParallel(nets, config.parallelism, devices, steps_per_dispatch=k)
+  cpu_convs, xla_opts = xla_options.train_step_options(config.cpu_convolutions,
+                                                       config.parallelism)
+  dp = DataParallel(nets, config.parallelism, devices, steps_per_dispatch=k,
+                    compiler_options=xla_opts)
   per_process_batch = config.batch_size // jax.process_count()
   train_iter = pipeline.as_numpy(pipeline.train_dataset(
       config, source, per_process_batch, start_step=start_step,
@@ -129,10 +132,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   generate = inference.make_generate_fn(nets.g, paper_mode=True)
   evaluator = _make_periodic_evaluator(config, workdir, source, nets, writer)
 
-  logging.info('training %s -> %s, %d params G, %d params D, %d device(s) [%s], '
-               'steps %d..%d', config.data.dataset, workdir,
+  logging.info('training %s -> %s, %d params G, %d params D, %d device(s) [%s, CPU '
+               'convolutions: %s], steps %d..%d', config.data.dataset, workdir,
                _count(state.g_params), _count(state.d_params), len(devices), dp.mode,
-               start_step, num_steps)
+               cpu_convs, start_step, num_steps)
   dstate = dp.put_state(state)
   del state
   step = start_step
