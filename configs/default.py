@@ -1,6 +1,6 @@
 """Default config: pix2pix on the embedded procedural facades dataset, sized for a laptop CPU.
 
-Run (2 CPU cores: about 6-8 minutes, samples under WORKDIR/samples/ show recognisable
+Run (2 CPU cores: about 3-6 minutes, samples under WORKDIR/samples/ show recognisable
 facades by the end)::
 
   python -m p2p_jax.main --config=configs/default.py --workdir=/tmp/p2p_default
