@@ -79,9 +79,9 @@ _DN = ('NHWC', 'HWIO', 'NHWC')
 # Below this spatial product (H*W of the smaller operand) XLA:CPU swaps conv operands (see
 # module docstring); the fast paths avoid handing XLA such convolutions.
 _SMALL_SPATIAL = 16
-# Below this many channels the sub-pixel form's 2x2 phase convolutions are narrow and slow:
-# the strided conv keeps XLA's input gradient when C_in is below it (see
-# ``_s2_subpixel_input_grad``).
+# Strided conv inputs with fewer channels keep XLA's gradients: the sub-pixel input
+# gradient's 2x2 phase convolutions and the GEMM kernel gradient's [pixels, 4*C_in] operand
+# are too narrow to pay off (see ``_s2_subpixel_input_grad``, ``_s2_gemm_kernel_grad``).
 _NARROW_C = 32
 # Kernel-gradient convolutions contract over the batch as Eigen's innermost "depth" axis,
 # which is slow for depth > 1 on large maps: when the smaller of the two maps (input, output)
@@ -223,7 +223,7 @@ def _phase_conv(x: jax.Array, kernel: jax.Array, a: int, b: int) -> jax.Array:
 
 
 def _ct_kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
-  """Kernel gradient of the transposed conv (float32) as ONE GEMM that reads ``x`` in place: ``x^T . G16``.
+  """Kernel gradient of the transposed conv (float32): ONE GEMM ``x^T . G16``, ``x`` in place.
 
   Shifting the output gradient instead of the input: with ``m' = m + off(kh)``,
   ``dK[kh, kw] = sum_{n, m', l'} x[n, m', l']^T . g[n, 2(m' - off(kh)) + kh%2,
@@ -274,9 +274,9 @@ def conv_transpose_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
   12x (batch 1) and 24x (batch 4) faster than ``'xla'`` (15-56x at 16..64 px inputs), and
   1.2x / 1.3x faster than ``'subpixel'`` (4.6x at the 128 px layer with 3 output
   channels). The matmul form then takes the 2, 4 and 8 px layers from 71/72/87 ms to
-  22/25/47 ms (batch 1); the single-GEMM kernel gradient (which replaced per-phase
-  kernel-gradient convolutions, nine GEMMs on 16-32 px maps and a 3x3 form for C_out < 32)
-  the 64 and 128 px layers (see ``_ct_kernel_grad``).
+  22/25/47 ms (batch 1). The single-GEMM kernel gradient, which replaced per-phase
+  kernel-gradient convolutions, nine GEMMs on 16-32 px maps and a 3x3 form for C_out < 32,
+  then speeds up the 64 and 128 px layers (numbers in ``_ct_kernel_grad``).
   """
   if 1 < x.shape[1] * x.shape[2] <= _MATMUL_MAX_CT_IN_HW:
     return conv_transpose_4x4_s2_matmul(x, kernel)
@@ -434,8 +434,9 @@ def conv_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
   fast transposed conv: 3% (batch 1) / 12-15% (batch 4) faster than with ``'xla'`` convs.
   The matmul form, added later, takes the 4..32 px encoder layers from 22/18/25/23 ms to
   5/4/14/19 ms (batch 1) and from 31/27/65/101 ms to 7/14/35/99 ms (batch 4). The GEMM
-  kernel gradient and the sub-pixel input gradient, added last, make the whole train step
-  1.03x (batch 1) and 1.12x (batch 4) faster (``docs/perf_notes.md``, fifth pass).
+  kernel gradient and the sub-pixel input gradient, added last, each sped up the whole
+  train step in a same-process A/B: 1.03x at batch 1 (GEMM), 1.03x and 1.08x at batch 4
+  (``docs/perf_notes.md``, fifth pass).
   """
   n, h, w, ci = x.shape
   out_hw = (h // 2) * (w // 2)

@@ -70,12 +70,11 @@ def _on_ynnpack(hlo):
 
 @cpu_only
 def test_eigen_option_moves_convolutions_off_ynnpack():
-  on_ynnpack = _on_ynnpack
-  if not on_ynnpack(_conv_hlo(None)):
+  if not _on_ynnpack(_conv_hlo(None)):
     pytest.skip('This XLA does not run convolutions on YNNPACK; nothing to move.')
   _, options = xla_options.train_step_options('eigen')
   hlo = _conv_hlo(options)
-  assert not on_ynnpack(hlo)
+  assert not _on_ynnpack(hlo)
   assert ' convolution(' in hlo
 
 
