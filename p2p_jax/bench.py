@@ -31,6 +31,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from p2p_jax import xla_options
+from p2p_jax.models import factory
 from p2p_jax.parallel import DataParallel
 from p2p_jax.train_step import create_train_state, make_networks
 
@@ -86,9 +87,11 @@ class JaxStep:
     s, b, k = config.image_size, config.batch_size, config.steps_per_dispatch
     self.config = config
     self.devices = jax.local_devices()
-    nets = make_networks(config, channels, multi_device=True)
     self.cpu_convolutions, options = xla_options.train_step_options(
         config.cpu_convolutions, config.parallelism)
+    nets = make_networks(config, channels, multi_device=True,
+                         cpu_convolutions=self.cpu_convolutions)
+    self.conv_impl = factory.conv_impl(config, self.cpu_convolutions)
     self.dp = DataParallel(nets, config.parallelism, self.devices, steps_per_dispatch=k,
                            compiler_options=options)
     state = create_train_state(nets, config.seed, (s, s, channels), channels)
@@ -229,7 +232,8 @@ def bench_train(config, steps: int, warmup: int, rounds: int, with_torch: bool,
       line.update(compile_s=jx.compile_s, steps_per_dispatch=jx.steps_per_dispatch,
                   cpu_convolutions=jx.cpu_convolutions,
                   parallelism=config.parallelism, flops_per_step=jx.flops_per_step,
-                  conv_transpose_impl=config.model.conv_transpose_impl)
+                  conv_transpose_impl=config.model.conv_transpose_impl,
+                  conv_impl=jx.conv_impl)
       if jx.flops_per_step:
         tflops = jx.flops_per_step / sec / 1e12
         line['tflops_per_sec'] = tflops

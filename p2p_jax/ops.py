@@ -14,6 +14,12 @@ gradients equal up to float rounding; ``tests/test_ops.py`` checks this):
 * ``'fast'``: a CPU-friendly formulation (see each ``*_fast`` docstring). ``impl='auto'``
   picks ``'fast'`` when the default backend is CPU and ``'xla'`` elsewhere (GPU/TPU
   convolutions have no such slow paths, and the fast paths are unmeasured there).
+* ``'fast_eigen'`` (the two convs only): ``'fast'`` re-tuned for XLA:CPU running unfused
+  convolutions on Eigen instead of YNNPACK (``config.cpu_convolutions``, which the train
+  step applies by default on CPU): XLA's own kernel-gradient convolutions where Eigen runs
+  them faster than the GEMM / per-image forms. Same forward pass as ``'fast'``. A train
+  step compiled with Eigen convolutions maps ``'auto'`` to it
+  (``p2p_jax.models.factory.conv_impl``).
 * ``'subpixel'`` (transposed conv only): the sub-pixel formulation with plain autodiff;
   kept for experiments and as a second cross-check, never picked by ``'auto'``.
 * ``'matmul'`` (both 4x4 stride-2 ops): the im2col / batched-matmul form with plain
@@ -100,6 +106,10 @@ _MATMUL_MAX_CT_IN_HW = 64
 # The strided conv's input gradient in sub-pixel form from this batch size (at batch 1
 # XLA's input-dilated convolution is as fast or faster).
 _SUBPIXEL_DX_MIN_BATCH = 2
+# ``'fast_eigen'`` from this batch size: the matmul form for strided-conv outputs up to
+# this many pixels only (Eigen's convolutions win above).
+_EIGEN_BATCHED = 4
+_EIGEN_MATMUL_MAX_CONV_OUT_HW_BATCHED = 64
 
 
 def _use_per_image(n: int, smaller_map_hw: int, c_out: int) -> bool:
@@ -307,6 +317,7 @@ def _ct_fast_bwd(res, g):
 _conv_transpose_4x4_s2_custom.defvjp(_ct_fast_fwd, _ct_fast_bwd)
 
 
+
 _IMPLS: Dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     'xla': conv_transpose_4x4_s2_xla,
     'fast': conv_transpose_4x4_s2_fast,
@@ -438,16 +449,21 @@ def conv_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
   train step in a same-process A/B: 1.03x at batch 1 (GEMM), 1.03x and 1.08x at batch 4
   (``docs/perf_notes.md``, fifth pass).
   """
+  return _conv_4x4_s2_fast(x, kernel, per_image=True, matmul_max_out_hw=_MATMUL_MAX_CONV_OUT_HW)
+
+
+def _conv_4x4_s2_fast(x: jax.Array, kernel: jax.Array, per_image: bool,
+                      matmul_max_out_hw: int) -> jax.Array:
   n, h, w, ci = x.shape
   out_hw = (h // 2) * (w // 2)
-  if out_hw <= _MATMUL_MAX_CONV_OUT_HW:
+  if out_hw <= matmul_max_out_hw:
     return conv_4x4_s2_matmul(x, kernel)
   even = h % 2 == 0 and w % 2 == 0
   input_grad = (_s2_subpixel_input_grad
                 if n >= _SUBPIXEL_DX_MIN_BATCH and ci >= _NARROW_C and even else None)
   if ci >= _NARROW_C and even:
     kernel_grad = _s2_gemm_kernel_grad
-  elif _use_per_image(n, out_hw, kernel.shape[-1]):
+  elif per_image and _use_per_image(n, out_hw, kernel.shape[-1]):
     kernel_grad = _s2_per_image_kernel_grad
   else:
     kernel_grad = None
@@ -456,9 +472,26 @@ def conv_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return _with_grads(conv_4x4_s2_xla, input_grad, kernel_grad, x, kernel)
 
 
+def conv_4x4_s2_fast_eigen(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """CPU fast path for XLA:CPU with Eigen convolutions (``'fast_eigen'``; what ``'auto'``
+  means in a train step compiled with ``config.cpu_convolutions`` = 'eigen'): ``'fast'``
+  without the per-image kernel gradients, which Eigen's batched kernel-gradient
+  convolution beats (PatchGAN input layer, 6 -> 64 channels at 256 px, batch 4: 24 -> 13
+  ms standalone), and from batch ``_EIGEN_BATCHED`` with the matmul form only for outputs
+  up to ``_EIGEN_MATMUL_MAX_CONV_OUT_HW_BATCHED`` pixels (the U-Net's 32 px encoder input
+  then takes Eigen's forward: train step 1.02x at batch 4). Autodiff's kernel gradients in
+  place of the GEMMs were faster standalone at batch 4 (128 px input: 47 -> 40 ms) but
+  slower inside the train step (0.97x), as was the sub-pixel transposed conv (0.96x);
+  ``docs/perf_notes.md``, sixth pass."""
+  batched = x.shape[0] >= _EIGEN_BATCHED
+  return _conv_4x4_s2_fast(x, kernel, per_image=False, matmul_max_out_hw=(
+      _EIGEN_MATMUL_MAX_CONV_OUT_HW_BATCHED if batched else _MATMUL_MAX_CONV_OUT_HW))
+
+
 _CONV_IMPLS: Dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     'xla': conv_4x4_s2_xla,
     'fast': conv_4x4_s2_fast,
+    'fast_eigen': conv_4x4_s2_fast_eigen,
     'matmul': conv_4x4_s2_matmul,
 }
 
@@ -517,9 +550,17 @@ def conv_4x4_s1_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return y.astype(jnp.result_type(x, kernel)).reshape(n, h - 1, w - 1, co)
 
 
+def conv_4x4_s1_fast_eigen(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """``'fast_eigen'``: the reference. Under Eigen convolutions its kernel gradient beats the
+  im2col GEMM (256 -> 512 channels at 32 px, ms: batch 1 23 -> 20, batch 2 44 -> 31,
+  batch 4 97 -> 59)."""
+  return conv_4x4_s1_xla(x, kernel)
+
+
 _CONV_S1_IMPLS: Dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     'xla': conv_4x4_s1_xla,
     'fast': conv_4x4_s1_fast,
+    'fast_eigen': conv_4x4_s1_fast_eigen,
     'matmul': conv_4x4_s1_matmul,
 }
 

@@ -96,7 +96,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   num_steps = total_steps(config, pipeline.steps_per_epoch(config, source))
   os.makedirs(workdir, exist_ok=True)
 
-  nets = make_networks(config, channels.target, num_steps, multi_device=True)
+  cpu_convs, xla_opts = xla_options.train_step_options(config.cpu_convolutions,
+                                                       config.parallelism)
+  nets = make_networks(config, channels.target, num_steps, multi_device=True,
+                       cpu_convolutions=cpu_convs)
   ckpt = checkpoints.Checkpointer(workdir, config.max_checkpoints_to_keep)
   init_key = make_key(config.seed)
   input_shape = (config.image_size, config.image_size, channels.input)
@@ -119,8 +122,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     writer.write_hparams(_flat_hparams(config))
 
   k = config.steps_per_dispatch
-  cpu_convs, xla_opts = xla_options.train_step_options(config.cpu_convolutions,
-                                                       config.parallelism)
   dp = DataParallel(nets, config.parallelism, devices, steps_per_dispatch=k,
                     compiler_options=xla_opts)
   per_process_batch = config.batch_size // jax.process_count()

@@ -8,7 +8,7 @@ from conftest import tiny_config
 
 from p2p_jax.models import NLayerDiscriminator, PixelDiscriminator, UNetGenerator
 from p2p_jax.models.discriminators import patch_receptive_field
-from p2p_jax.models.factory import (ConfigError, build_discriminator, build_generator,
+from p2p_jax.models.factory import (ConfigError, build_discriminator, build_generator, conv_impl,
                                     check_image_size, min_image_size)
 
 
@@ -124,20 +124,21 @@ def test_unknown_conv_impl_is_a_config_error(field, build):
 def test_fast_conv_paths_equal_autodiff_through_whole_networks(batch):
   """CPU fast paths (p2p_jax.ops) vs plain lax convs: outputs and all gradients."""
   x = jax.random.normal(jax.random.key(1), (batch, 32, 32, 3))
-  make = lambda impl: UNetGenerator(output_channels=2, num_downs=5, ngf=8,  # noqa: E731
-                                    conv_transpose_impl=impl, conv_impl=impl)
-  v = make('xla').init(jax.random.key(0), x, train=False)
+  make = lambda impl, conv: UNetGenerator(output_channels=2, num_downs=5, ngf=8,  # noqa: E731
+                                          conv_transpose_impl=impl, conv_impl=conv)
+  v = make('xla', 'xla').init(jax.random.key(0), x, train=False)
 
-  def loss(params, impl):
-    y, _ = make(impl).apply({'params': params, 'batch_stats': v['batch_stats']}, x,
-                            train=True, dropout=False, mutable=['batch_stats'])
+  def loss(params, impl, conv):
+    y, _ = make(impl, conv).apply({'params': params, 'batch_stats': v['batch_stats']}, x,
+                                  train=True, dropout=False, mutable=['batch_stats'])
     return jnp.sum(jnp.sin(3 * y)), y
 
-  (l_ref, y_ref), g_ref = jax.value_and_grad(loss, has_aux=True)(v['params'], 'xla')
-  (l_fast, y_fast), g_fast = jax.value_and_grad(loss, has_aux=True)(v['params'], 'fast')
-  np.testing.assert_allclose(y_fast, y_ref, rtol=1e-4, atol=1e-5)
-  for a, b in zip(jax.tree.leaves(g_ref), jax.tree.leaves(g_fast)):
-    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4)
+  (_, y_ref), g_ref = jax.value_and_grad(loss, has_aux=True)(v['params'], 'xla', 'xla')
+  for conv in ('fast', 'fast_eigen'):
+    (_, y_fast), g_fast = jax.value_and_grad(loss, has_aux=True)(v['params'], 'fast', conv)
+    np.testing.assert_allclose(y_fast, y_ref, rtol=1e-4, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(g_ref), jax.tree.leaves(g_fast)):
+      np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4)
 
   d = lambda impl: NLayerDiscriminator(ndf=8, conv_impl=impl)  # noqa: E731
   xd = jax.random.normal(jax.random.key(2), (batch, 32, 32, 6))
@@ -145,6 +146,22 @@ def test_fast_conv_paths_equal_autodiff_through_whole_networks(batch):
   f = lambda p, impl: jnp.sum(d(impl).apply(  # noqa: E731
       {'params': p, 'batch_stats': dv['batch_stats']}, xd, train=True,
       mutable=['batch_stats'])[0] ** 2)
-  for a, b in zip(jax.tree.leaves(jax.grad(f)(dv['params'], 'xla')),
-                  jax.tree.leaves(jax.grad(f)(dv['params'], 'fast'))):
-    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4)
+  for impl in ('fast', 'fast_eigen'):
+    for a, b in zip(jax.tree.leaves(jax.grad(f)(dv['params'], 'xla')),
+                    jax.tree.leaves(jax.grad(f)(dv['params'], impl))):
+      np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4)
+
+
+def test_eigen_step_gets_the_eigen_tuned_conv_gradients():
+  """conv_impl 'auto' becomes 'fast_eigen' for a train step compiled with Eigen
+  convolutions; explicit choices stay; the transposed conv is unaffected."""
+  from p2p_jax.train_step import make_networks
+  c = tiny_config()
+  assert conv_impl(c) == 'auto' and conv_impl(c, 'xla_default') == 'auto'
+  assert conv_impl(c, 'eigen') == 'fast_eigen'
+  nets = make_networks(c, 3, cpu_convolutions='eigen')
+  assert nets.g.conv_impl == nets.d.conv_impl == 'fast_eigen'
+  assert nets.g.conv_transpose_impl == c.model.conv_transpose_impl
+  c.model.conv_impl = 'xla'
+  assert conv_impl(c, 'eigen') == 'xla'
+  assert make_networks(c, 3, cpu_convolutions='eigen').d.conv_impl == 'xla'

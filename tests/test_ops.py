@@ -72,7 +72,8 @@ def test_conv_transpose_matches_reference(impl, shape):
 
 
 # Input H, W >= 2. 'fast': (H//2)*(W//2) <= 256 takes the matmul form, else XLA's forward
-# with custom gradients chosen by batch, C_in and the parity of H, W.
+# with custom gradients chosen by batch, C_in and the parity of H, W. 'fast_eigen': the same
+# without per-image kernel gradients, and from N = 4 the matmul form up to 64 pixels only.
 CONV_SHAPES = [
     (1, 2, 2, 5, 3),  # 1x1 output: the taps that meet the input only.
     (2, 3, 2, 5, 4),
@@ -86,11 +87,14 @@ CONV_SHAPES = [
     (1, 34, 36, 40, 5),  # C_in >= 32, even: GEMM kernel gradient, XLA's input gradient.
     (2, 36, 34, 32, 8),  # ... and N > 1: sub-pixel input gradient.
     (2, 35, 34, 32, 6),  # Odd H, 289-pixel output: XLA's gradients.
+    (4, 20, 18, 32, 8),  # 90-pixel output at N >= 4: 'fast' matmul, 'fast_eigen' XLA forward.
 ]
 
 
-@pytest.mark.parametrize('fn', [lambda a, b: ops.conv_4x4_s2(a, b, 'fast'), ops.conv_4x4_s2_matmul],
-                         ids=['fast', 'matmul'])
+@pytest.mark.parametrize('fn', [lambda a, b: ops.conv_4x4_s2(a, b, 'fast'),
+                                lambda a, b: ops.conv_4x4_s2(a, b, 'fast_eigen'),
+                                ops.conv_4x4_s2_matmul],
+                         ids=['fast', 'fast_eigen', 'matmul'])
 @pytest.mark.parametrize('shape', CONV_SHAPES, ids=lambda s: 'x'.join(map(str, s)))
 def test_conv_matches_reference(fn, shape):
   n, h, w, ci, co = shape
@@ -105,7 +109,7 @@ def test_conv_matches_reference(fn, shape):
 
 @pytest.mark.parametrize('shape', [(1, 5, 4, 3, 6), (2, 31, 32, 3, 32), (3, 6, 9, 4, 33)],
                          ids=lambda s: 'x'.join(map(str, s)))
-@pytest.mark.parametrize('impl', ['fast', 'matmul'])
+@pytest.mark.parametrize('impl', ['fast', 'fast_eigen', 'matmul'])
 def test_conv_s1_matches_reference(shape, impl):
   n, h, w, ci, co = shape
   x, k = _inputs((n, h, w, ci), co)
@@ -142,16 +146,18 @@ def test_bfloat16(shape):
       assert _rel_err(g, r) < 2e-2, (name, _rel_err(g, r))
   xc, kc = _inputs((n, 2 * h, 2 * w, ci), co, jnp.bfloat16)
   ref = _value_and_grads(ops.conv_4x4_s2_xla, xc.astype(jnp.float32), kc.astype(jnp.float32))
-  for fn in [lambda a, b: ops.conv_4x4_s2(a, b, 'fast'), ops.conv_4x4_s2_matmul]:
+  for fn in [lambda a, b: ops.conv_4x4_s2(a, b, 'fast'),
+             lambda a, b: ops.conv_4x4_s2(a, b, 'fast_eigen'), ops.conv_4x4_s2_matmul]:
     got = _value_and_grads(fn, xc, kc)
     for name, g, r in zip(['y', 'dx', 'dk'], got, ref):
       assert g.dtype == jnp.bfloat16, name
       assert _rel_err(g, r) < 2e-2, (name, _rel_err(g, r))
   ref = _value_and_grads(ops.conv_4x4_s1_xla, x.astype(jnp.float32), k.astype(jnp.float32))
-  got = _value_and_grads(lambda a, b: ops.conv_4x4_s1(a, b, 'fast'), x, k)
-  for name, g, r in zip(['y', 'dx', 'dk'], got, ref):
-    assert g.dtype == jnp.bfloat16, name
-    assert _rel_err(g, r) < 2e-2, (name, _rel_err(g, r))
+  for impl in ('fast', 'fast_eigen'):
+    got = _value_and_grads(lambda a, b, impl=impl: ops.conv_4x4_s1(a, b, impl), x, k)
+    for name, g, r in zip(['y', 'dx', 'dk'], got, ref):
+      assert g.dtype == jnp.bfloat16, name
+      assert _rel_err(g, r) < 2e-2, (name, _rel_err(g, r))
 
 
 def test_jax_grad_of_scalar_loss():
@@ -254,3 +260,34 @@ def test_fast_paths_avoid_xla_cpu_slow_convolutions():
     assert not slow, ((n, h, w, ci, co), kind, slow)
   if ref_slow == 0:
     pytest.skip('This XLA runs the references on the fast path too; nothing to compare.')
+
+
+def _kernel_grad_hlo(op, impl, shape):
+  n, h, w, ci, co = shape
+  x, k = _inputs((n, h, w, ci), co)
+  dk = jax.jit(lambda x, k: jax.vjp(lambda b: op(x, b, impl), k)[1](jnp.ones_like(op(x, k))))
+  return dk.lower(x, k).as_text()
+
+
+def _forward_hlo(op, impl, shape):
+  n, h, w, ci, co = shape
+  return jax.jit(lambda x, k: op(x, k, impl)).lower(*_inputs((n, h, w, ci), co)).as_text()
+
+
+def test_fast_eigen_routing():
+  """'fast_eigen' keeps XLA's kernel-gradient convolution where 'fast' replaces it (for
+  YNNPACK): the PatchGAN's stride-1 conv (GEMM in 'fast') and narrow strided convs on large
+  maps at batch > 1 (one convolution per image in 'fast'); from batch 4 a 90-pixel output
+  is XLA's convolution, not the matmul form."""
+  for n, impl, want in [(4, 'fast', 'dot_general'), (4, 'fast_eigen', 'convolution'),
+                        (3, 'fast_eigen', 'dot_general')]:
+    text = _forward_hlo(ops.conv_4x4_s2, impl, (n, 20, 18, 32, 8))
+    other = 'convolution' if want == 'dot_general' else 'dot_general'
+    assert want in text and other not in text, (n, impl)
+  s1 = (2, 32, 32, 40, 32)
+  assert 'dot_general' in _kernel_grad_hlo(ops.conv_4x4_s1, 'fast', s1)
+  text = _kernel_grad_hlo(ops.conv_4x4_s1, 'fast_eigen', s1)
+  assert 'dot_general' not in text and text.count('stablehlo.convolution') == 1
+  s2 = (3, 64, 64, 3, 32)  # 1024-pixel output, C_in < 32, C_out >= 32: per-image in 'fast'.
+  assert _kernel_grad_hlo(ops.conv_4x4_s2, 'fast', s2).count('stablehlo.convolution') == 3
+  assert _kernel_grad_hlo(ops.conv_4x4_s2, 'fast_eigen', s2).count('stablehlo.convolution') == 1
