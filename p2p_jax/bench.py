@@ -158,6 +158,52 @@ class TorchStep:
     return (time.perf_counter() - t0) / steps, per
 
 
+def _torch_worker(conn, config_dict: dict, channels: int, warmup: int) -> None:
+  """Child process: builds a TorchStep, then runs ``steps`` on request and sends back
+  (seconds per step, per-step seconds, CPU seconds, wall seconds)."""
+  import ml_collections
+  try:
+    th = TorchStep(ml_collections.ConfigDict(config_dict), channels)
+    th.run(warmup)
+  except Exception as e:  # pylint: disable=broad-except  # Reported by the parent.
+    conn.send(('error', f'{type(e).__name__}: {e}'))
+    return
+  conn.send(('ready', th.device, th.torch.__version__, th.torch.get_num_threads()))
+  while (steps := conn.recv()) is not None:
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    sec, per = th.run(steps)
+    conn.send((sec, per, time.process_time() - cpu0, time.perf_counter() - wall0))
+
+
+class TorchProcess:
+  """``TorchStep`` in its own (spawned) process, so that the two implementations do not
+  share one: side by side in one process each ran 5-15% slower than alone, and not by the
+  same amount (``docs/perf_notes.md``, sixth pass)."""
+
+  def __init__(self, config, channels: int = 3, warmup: int = 1):
+    import multiprocessing
+    ctx = multiprocessing.get_context('spawn')  # No fork of a process running XLA threads.
+    self._conn, child = ctx.Pipe()
+    self._proc = ctx.Process(target=_torch_worker, daemon=True,
+                             args=(child, config.to_dict(), channels, warmup))
+    self._proc.start()
+    child.close()
+    msg = self._conn.recv()
+    if msg[0] == 'error':
+      self._proc.join()
+      raise RuntimeError(f'PyTorch reference step failed: {msg[1]}')
+    _, self.device, self.version, self.threads = msg
+
+  def run(self, steps: int) -> tuple[float, list[float], float, float]:
+    """(seconds per step, per-step seconds, CPU seconds, wall seconds) of ``steps`` steps."""
+    self._conn.send(steps)
+    return self._conn.recv()
+
+  def close(self) -> None:
+    self._conn.send(None)
+    self._proc.join(timeout=60)
+
+
 def host_cpu(cpuinfo_path: str = '/proc/cpuinfo') -> str:
   """The host CPU as 'model (N cores, widest x86 SIMD[, amx])', e.g. 'AMD EPYC (2 cores,
   avx2)'; 'amx' marks Intel's matrix units (Sapphire Rapids and later; bf16/int8 only).
@@ -195,27 +241,40 @@ def _common(config) -> dict:
           'jax_version': jax.__version__}
 
 
+# Pause before each timed segment of a side-by-side run: a thread pool keeps spinning for
+# a while after its last task (OpenMP, Eigen), and the segment that follows would share
+# the cores with it. Rounds also alternate which implementation goes first.
+SETTLE_S = 0.5
+
+
 def bench_train(config, steps: int, warmup: int, rounds: int, with_torch: bool,
                 channels: int = 3) -> list[dict]:
   jx = JaxStep(config, channels)
   jx.run(warmup)
-  th = None
-  if with_torch:
-    th = TorchStep(config, channels)
-    th.run(warmup)
+  th = TorchProcess(config, channels, warmup) if with_torch else None
+
+  def run_jax(steps):
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    sec, per = jx.run(steps)
+    return sec, per, time.process_time() - cpu0, time.perf_counter() - wall0
+
   results = {'p2p_jax': [], 'torch': []}
   per_step = {'p2p_jax': [], 'torch': []}
   cpu_wall = {'p2p_jax': [0.0, 0.0], 'torch': [0.0, 0.0]}
-  for _ in range(rounds):
-    for name, impl in (('p2p_jax', jx), ('torch', th)):
-      if impl is None:
-        continue
-      cpu0, wall0 = time.process_time(), time.perf_counter()
-      sec, per = impl.run(steps)
-      cpu_wall[name][0] += time.process_time() - cpu0
-      cpu_wall[name][1] += time.perf_counter() - wall0
-      results[name].append(sec)
-      per_step[name] += per
+  order = [('p2p_jax', run_jax)] + ([('torch', th.run)] if th else [])
+  try:
+    for r in range(rounds):
+      for name, run in (order if r % 2 == 0 else order[::-1]):
+        if th is not None:
+          time.sleep(SETTLE_S)  # Let the other implementation's worker threads go idle.
+        sec, per, cpu, wall = run(steps)
+        cpu_wall[name][0] += cpu
+        cpu_wall[name][1] += wall
+        results[name].append(sec)
+        per_step[name] += per
+  finally:
+    if th is not None:
+      th.close()
   lines = []
   base = _common(config)
   dev = jax.local_devices()[0]
@@ -241,8 +300,8 @@ def bench_train(config, steps: int, warmup: int, rounds: int, with_torch: bool,
                                     if peak else None)
       line['peak_memory_bytes'] = _peak_memory(dev)
     else:
-      line.update(device=th.device, torch_version=th.torch.__version__,
-                  torch_threads=th.torch.get_num_threads())
+      line.update(device=th.device, torch_version=th.version, torch_threads=th.threads,
+                  torch_process='separate')
     lines.append(line)
   if len(lines) == 2:
     lines.append(dict(base, impl='ratio', p2p_jax_over_torch_images_per_sec=(

@@ -317,7 +317,6 @@ def _ct_fast_bwd(res, g):
 _conv_transpose_4x4_s2_custom.defvjp(_ct_fast_fwd, _ct_fast_bwd)
 
 
-
 _IMPLS: Dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     'xla': conv_transpose_4x4_s2_xla,
     'fast': conv_transpose_4x4_s2_fast,
@@ -449,7 +448,8 @@ def conv_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
   train step in a same-process A/B: 1.03x at batch 1 (GEMM), 1.03x and 1.08x at batch 4
   (``docs/perf_notes.md``, fifth pass).
   """
-  return _conv_4x4_s2_fast(x, kernel, per_image=True, matmul_max_out_hw=_MATMUL_MAX_CONV_OUT_HW)
+  return _conv_4x4_s2_fast(x, kernel, per_image=True,
+                           matmul_max_out_hw=_MATMUL_MAX_CONV_OUT_HW)
 
 
 def _conv_4x4_s2_fast(x: jax.Array, kernel: jax.Array, per_image: bool,

@@ -61,6 +61,14 @@ def test_bench_side_by_side_with_torch():
   lines = bench.bench_train(c, steps=1, warmup=1, rounds=2, with_torch=True)
   assert [l['impl'] for l in lines] == ['p2p_jax', 'torch', 'ratio']
   assert lines[2]['p2p_jax_over_torch_images_per_sec'] > 0
+  assert lines[1]['torch_process'] == 'separate' and lines[1]['host_cpu_util'] > 0
+
+
+def test_torch_process_reports_a_failure_in_the_child():
+  pytest.importorskip('torch')
+  c = tiny_config(batch_size=2, **{'model.g_norm': 'nope'})
+  with pytest.raises(RuntimeError, match="PyTorch reference step failed: .*'nope'"):
+    bench.TorchProcess(c, 3, warmup=1)
 
 
 def test_bench_cli_prints_json(tmp_path):
