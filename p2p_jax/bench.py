@@ -31,7 +31,6 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from p2p_jax import xla_options
-from p2p_jax.models import factory
 from p2p_jax.parallel import DataParallel
 from p2p_jax.train_step import create_train_state, make_networks
 
@@ -91,7 +90,7 @@ class JaxStep:
         config.cpu_convolutions, config.parallelism)
     nets = make_networks(config, channels, multi_device=True,
                          cpu_convolutions=self.cpu_convolutions)
-    self.conv_impl = factory.conv_impl(config, self.cpu_convolutions)
+    self.conv_impl = nets.g.conv_impl  # What 'auto' became (models.factory.conv_impl).
     self.dp = DataParallel(nets, config.parallelism, self.devices, steps_per_dispatch=k,
                            compiler_options=options)
     state = create_train_state(nets, config.seed, (s, s, channels), channels)
