@@ -6,9 +6,11 @@
 Prints one JSON line per measurement. ``--what=train`` times the jitted, mapped step
 (``p2p_jax.parallel.DataParallel``, all local devices, donated state) on device-resident
 data; ``--torch`` also times the PyTorch reference implementation of the same networks,
-losses and optimiser (``p2p_jax.torch_reference``; torch is optional), alternating rounds
-of the two in the same process so that machine load affects both alike, and prints their
-ratio. ``host_cpu_util`` is the process's CPU seconds per wall-clock second while an
+losses and optimiser (``p2p_jax.torch_reference``; torch is optional) in a process of its
+own, alternating rounds of the two so that machine load affects both alike, and prints
+their ratio. Run as ``python -m``, the bench restarts itself with tcmalloc preloaded where
+installed (``p2p_jax.allocator``; ``P2P_JAX_MALLOC=system`` keeps glibc's malloc); the
+PyTorch process inherits the same allocator, and every line's ``malloc`` says which ran. ``host_cpu_util`` is the process's CPU seconds per wall-clock second while an
 implementation ran (2.0: two cores busy throughout); on CPU it shows how much of the machine
 each one keeps busy; ``host_cpu`` names the host's CPU model. ``--what=pipeline`` times the
 tf.data input pipeline alone.
@@ -30,7 +32,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from p2p_jax import xla_options
+from p2p_jax import allocator, xla_options
 from p2p_jax.parallel import DataParallel
 from p2p_jax.train_step import create_train_state, make_networks
 
@@ -167,7 +169,8 @@ def _torch_worker(conn, config_dict: dict, channels: int, warmup: int) -> None:
   except Exception as e:  # pylint: disable=broad-except  # Reported by the parent.
     conn.send(('error', f'{type(e).__name__}: {e}'))
     return
-  conn.send(('ready', th.device, th.torch.__version__, th.torch.get_num_threads()))
+  conn.send(('ready', th.device, th.torch.__version__, th.torch.get_num_threads(),
+             allocator.active_malloc()))
   while (steps := conn.recv()) is not None:
     cpu0, wall0 = time.process_time(), time.perf_counter()
     sec, per = th.run(steps)
@@ -191,7 +194,7 @@ class TorchProcess:
     if msg[0] == 'error':
       self._proc.join()
       raise RuntimeError(f'PyTorch reference step failed: {msg[1]}')
-    _, self.device, self.version, self.threads = msg
+    _, self.device, self.version, self.threads, self.malloc = msg
 
   def run(self, steps: int) -> tuple[float, list[float], float, float]:
     """(seconds per step, per-step seconds, CPU seconds, wall seconds) of ``steps`` steps."""
@@ -237,7 +240,7 @@ def _common(config) -> dict:
           'num_downs': config.model.num_downs, 'ngf': config.model.ngf,
           'ndf': config.model.ndf, 'device': getattr(dev, 'device_kind', str(dev)),
           'platform': dev.platform, 'num_devices': len(jax.local_devices()),
-          'jax_version': jax.__version__}
+          'jax_version': jax.__version__, 'malloc': allocator.active_malloc()}
 
 
 # Pause before each timed segment of a side-by-side run: a thread pool keeps spinning for
@@ -300,7 +303,7 @@ def bench_train(config, steps: int, warmup: int, rounds: int, with_torch: bool,
       line['peak_memory_bytes'] = _peak_memory(dev)
     else:
       line.update(device=th.device, torch_version=th.version, torch_threads=th.threads,
-                  torch_process='separate')
+                  torch_process='separate', malloc=th.malloc)
     lines.append(line)
   if len(lines) == 2:
     lines.append(dict(base, impl='ratio', p2p_jax_over_torch_images_per_sec=(
@@ -373,4 +376,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  allocator.restart_with_preferred_malloc()  # tcmalloc where installed: p2p_jax/allocator.py
   app.run(main)

@@ -19,6 +19,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ start-up 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from p2p_jax import allocator
 from p2p_jax.errors import ConfigError, UserError
 
 FLAGS = flags.FLAGS
@@ -93,6 +94,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   _hide_gpus_from_tensorflow()
   _setup_logging()
+  logging.info('malloc: %s (%s=%s)', allocator.active_malloc(), allocator.ENV,
+               os.environ.get(allocator.ENV, 'auto'))
   try:
     run(FLAGS.config, FLAGS.workdir, FLAGS.mode)
   except UserError as e:
@@ -105,4 +108,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  allocator.restart_with_preferred_malloc()  # tcmalloc where installed: p2p_jax/allocator.py
   app.run(main)
