@@ -28,7 +28,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval_every_steps = 0  # Periodic evaluation on a fixed subset; 0 disables.
   c.num_eval_images = 16  # Size of that fixed subset.
   c.parallelism = 'shard_map'  # 'shard_map' (jit + shard_map, 1-D mesh) or 'pmap'.
-  c.steps_per_dispatch = 1  # Train steps fused into one device call (lax.scan).
+  # Train steps fused into one device call (an unrolled lax.scan), same results. This
+  # config's steps are short (~50 ms on 2 CPU cores), so per-dispatch costs show: with 2,
+  # the training loop ran at 86.5 img/s instead of 66.9 (README, Performance). The
+  # intervals above land exactly while they are multiples of it.
+  c.steps_per_dispatch = 2
   c.dtype = 'float32'  # Compute dtype: 'float32' or 'bfloat16' (params stay float32).
   c.cpu_convolutions = 'auto'  # XLA:CPU conv library: 'auto', 'eigen', 'xla_default'.
 

@@ -36,6 +36,7 @@ def tiny_config(**overrides):
   c.image_size = 32
   c.batch_size = 2
   c.num_train_steps = 2
+  c.steps_per_dispatch = 1  # Tests that want more say so.
   c.checkpoint_every_steps = 1000
   c.log_every_steps = 1
   c.sample_every_steps = 1000
