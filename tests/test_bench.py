@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import ROOT, tiny_config
 
-from p2p_jax import bench
+from p2p_jax import allocator, bench
 
 
 def test_bench_train_reports_the_documented_fields():
@@ -62,6 +62,7 @@ def test_bench_side_by_side_with_torch():
   assert [l['impl'] for l in lines] == ['p2p_jax', 'torch', 'ratio']
   assert lines[2]['p2p_jax_over_torch_images_per_sec'] > 0
   assert lines[1]['torch_process'] == 'separate' and lines[1]['host_cpu_util'] > 0
+  assert lines[1]['malloc'] == lines[0]['malloc']  # The child inherits the allocator.
 
 
 def test_torch_process_reports_a_failure_in_the_child():
@@ -73,7 +74,8 @@ def test_torch_process_reports_a_failure_in_the_child():
 
 def test_bench_cli_prints_json(tmp_path):
   env = dict(os.environ)
-  env.pop('XLA_FLAGS', None)
+  for key in ('XLA_FLAGS', 'LD_PRELOAD', allocator.ENV, allocator.APPLIED_ENV):
+    env.pop(key, None)
   r = subprocess.run(
       [sys.executable, '-m', 'p2p_jax.bench', '--config=configs/default.py',
        '--config.image_size=32', '--config.model.num_downs=5', '--config.model.ngf=8',
@@ -82,3 +84,6 @@ def test_bench_cli_prints_json(tmp_path):
   assert r.returncode == 0, r.stderr[-2000:]
   line = json.loads([l for l in r.stdout.splitlines() if l.startswith('{')][-1])
   assert line['batch_size'] == 1 and line['image_size'] == 32
+  # python -m restarts under tcmalloc where it is installed (p2p_jax/allocator.py).
+  tcmalloc = sys.platform.startswith('linux') and allocator.find_tcmalloc()
+  assert line['malloc'] == ('tcmalloc' if tcmalloc else 'default')
