@@ -12,8 +12,9 @@ process starts, so ``python -m p2p_jax.main`` and ``python -m p2p_jax.bench`` re
 themselves once (``os.execve``, same process id, same arguments) with ``LD_PRELOAD`` set.
 The environment variable ``P2P_JAX_MALLOC`` chooses: ``auto`` (default: tcmalloc if
 found, else glibc's malloc), ``system`` (never restart), or the path of a malloc library
-to preload. Code that imports p2p_jax from Python (notebooks, tests) is not affected; set
-``LD_PRELOAD`` yourself there. Nothing here imports JAX or TensorFlow.
+to preload. Only a process started as that command restarts: code that imports p2p_jax
+(notebooks, ``%run`` in a Jupyter kernel, tests) is not affected; set ``LD_PRELOAD``
+before starting the kernel there. Nothing here imports JAX or TensorFlow.
 """
 
 from __future__ import annotations
@@ -80,11 +81,41 @@ def restart_env(env: Mapping[str, str], platform: str = sys.platform,
   return new
 
 
-def restart_with_preferred_malloc(argv: Sequence[str] | None = None) -> None:
+def started_as(orig_argv: Sequence[str], main_file: str, module: str | None) -> bool:
+  """Whether the interpreter's command line ran ``main_file`` (``python path/to/it.py``)
+  or ``module`` (``python -m module``), rather than, say, a Jupyter kernel executing it
+  with ``%run``: only then is re-running that command line the same program."""
+  args = list(orig_argv[1:])
+  i = 0
+  while i < len(args):
+    a = args[i]
+    if a in ('-W', '-X', '--check-hash-based-pycs'):
+      i += 2
+      continue
+    if a == '-m':
+      return module is not None and i + 1 < len(args) and args[i + 1] == module
+    if a.startswith('-m'):
+      return module is not None and a[2:] == module
+    if a.startswith('-c') or a == '-':
+      return False
+    if a.startswith('-'):
+      i += 1
+      continue
+    try:
+      return os.path.samefile(a, main_file)
+    except OSError:
+      return False
+  return False
+
+
+def restart_with_preferred_malloc(main_file: str, module: str | None = None) -> None:
   """Replaces this process with the same command under the preferred malloc, if any.
 
-  Call first thing in a ``__main__`` block, before threads start; returns (and changes
-  nothing) when no restart is due or when it fails."""
+  Call first thing in a ``__main__`` block, before threads start, with that module's
+  ``__file__`` and ``__spec__.name``; returns (and changes nothing) when no restart is
+  due, when the process was not started as that module, or when the restart fails."""
+  if not started_as(sys.orig_argv, main_file, module):
+    return
   try:
     env = restart_env(os.environ)
   except UserError as e:
@@ -92,7 +123,7 @@ def restart_with_preferred_malloc(argv: Sequence[str] | None = None) -> None:
     sys.exit(2)
   if env is None:
     return
-  argv = list(sys.orig_argv if argv is None else argv)
+  argv = list(sys.orig_argv)
   sys.stdout.flush()
   sys.stderr.flush()
   try:

@@ -376,5 +376,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  allocator.restart_with_preferred_malloc()  # tcmalloc where installed: p2p_jax/allocator.py
+  # tcmalloc where installed: p2p_jax/allocator.py.
+  allocator.restart_with_preferred_malloc(__file__, __spec__ and __spec__.name)
   app.run(main)

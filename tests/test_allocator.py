@@ -79,18 +79,32 @@ def _mapped_libm() -> str | None:
   return next((p for p in sorted(paths) if os.path.isfile(p)), None)
 
 
+def test_started_as():
+  f = os.path.abspath(__file__)
+  assert allocator.started_as(['py', '-m', 'p2p_jax.main', '--x=1'], f, 'p2p_jax.main')
+  assert allocator.started_as(['py', '-u', '-X', 'dev', '-mp2p_jax.main'], f, 'p2p_jax.main')
+  assert allocator.started_as(['py', '-W', 'ignore', f, '--x'], f, None)
+  assert not allocator.started_as(['py', '-m', 'ipykernel_launcher', '-f', 'k.json'], f,
+                                  'p2p_jax.main')  # %run inside a Jupyter kernel
+  assert not allocator.started_as(['py', '-c', 'import p2p_jax'], f, 'p2p_jax.main')
+  assert not allocator.started_as(['py', '/some/other.py'], f, None)
+  assert not allocator.started_as(['py'], f, 'p2p_jax.main')
+
+
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='LD_PRELOAD is Linux only')
-def test_restart_reruns_the_same_command_once_with_the_library_preloaded():
+def test_restart_reruns_the_same_command_once_with_the_library_preloaded(tmp_path):
   lib = _mapped_libm()  # Harmless to preload: the interpreter maps it anyway.
   if lib is None:
     pytest.skip('no libm mapped into this process')
-  code = ('import os; from p2p_jax import allocator; '
-          'print("run", os.getpid(), os.environ.get("LD_PRELOAD", ""), flush=True); '
-          'allocator.restart_with_preferred_malloc(); print("done", flush=True)')
+  script = tmp_path / 'entry.py'
+  script.write_text(
+      'import os\nfrom p2p_jax import allocator\n'
+      'print("run", os.getpid(), os.environ.get("LD_PRELOAD", ""), flush=True)\n'
+      'allocator.restart_with_preferred_malloc(__file__)\nprint("done", flush=True)\n')
   env = dict(os.environ, **{allocator.ENV: lib, 'PYTHONPATH': ROOT})
   env.pop(allocator.APPLIED_ENV, None)
   env.pop('LD_PRELOAD', None)
-  out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
+  out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
                        text=True, timeout=60, check=True).stdout.split('\n')
   runs = [line.split() for line in out if line.startswith('run')]
   assert len(runs) == 2, out                  # Once as started, once restarted.
