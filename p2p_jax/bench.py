@@ -10,7 +10,8 @@ losses and optimiser (``p2p_jax.torch_reference``; torch is optional) in a proce
 own, alternating rounds of the two so that machine load affects both alike, and prints
 their ratio. Run as ``python -m``, the bench restarts itself with tcmalloc preloaded where
 installed (``p2p_jax.allocator``; ``P2P_JAX_MALLOC=system`` keeps glibc's malloc); the
-PyTorch process inherits the same allocator, and every line's ``malloc`` says which ran. ``host_cpu_util`` is the process's CPU seconds per wall-clock second while an
+PyTorch process inherits the same allocator, and every line's ``malloc`` says which ran.
+``host_cpu_util`` is the process's CPU seconds per wall-clock second while an
 implementation ran (2.0: two cores busy throughout); on CPU it shows how much of the machine
 each one keeps busy; ``host_cpu`` names the host's CPU model. ``--what=pipeline`` times the
 tf.data input pipeline alone.

@@ -5,12 +5,12 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
 from p2p_jax import allocator
 from p2p_jax.errors import UserError
 
 TC = '/opt/lib/libtcmalloc_minimal.so.4'
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _found():
