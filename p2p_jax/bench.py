@@ -8,7 +8,8 @@ Prints one JSON line per measurement. ``--what=train`` times the jitted, mapped 
 data; ``--torch`` also times the PyTorch reference implementation of the same networks,
 losses and optimiser (``p2p_jax.torch_reference``; torch is optional) in a process of its
 own, alternating rounds of the two so that machine load affects both alike, and prints
-their ratio. Run as ``python -m``, the bench restarts itself with tcmalloc preloaded where
+their ratio (of the medians) with the ratio within each round (``round_ratios``) and its
+range. Run as ``python -m``, the bench restarts itself with tcmalloc preloaded where
 installed (``p2p_jax.allocator``; ``P2P_JAX_MALLOC=system`` keeps glibc's malloc); the
 PyTorch process inherits the same allocator, and every line's ``malloc`` says which ran.
 ``host_cpu_util`` is the process's CPU seconds per wall-clock second while an
@@ -307,9 +308,20 @@ def bench_train(config, steps: int, warmup: int, rounds: int, with_torch: bool,
                   torch_process='separate', malloc=th.malloc)
     lines.append(line)
   if len(lines) == 2:
+    per_round = round_ratios(results['p2p_jax'], results['torch'])
     lines.append(dict(base, impl='ratio', p2p_jax_over_torch_images_per_sec=(
-        lines[0]['images_per_sec'] / lines[1]['images_per_sec'])))
+        lines[0]['images_per_sec'] / lines[1]['images_per_sec']),
+        round_ratios=per_round, round_ratio_min=min(per_round),
+        round_ratio_max=max(per_round)))
   return lines
+
+
+def round_ratios(jax_sec: list[float], torch_sec: list[float]) -> list[float]:
+  """p2p_jax / PyTorch images/s within each round (the two ran back to back), in order.
+
+  Their spread shows how far the machine's drift moves the ratio during one run: on the
+  2-core VMs of ``docs/perf_notes.md`` rounds of one run differed by up to ~15%."""
+  return [t / j for j, t in zip(jax_sec, torch_sec)]
 
 
 def bench_pipeline(config, steps: int, warmup: int) -> list[dict]:

@@ -60,9 +60,17 @@ def test_bench_side_by_side_with_torch():
   c = tiny_config(batch_size=2, **{'model.dropout': 0.5})
   lines = bench.bench_train(c, steps=1, warmup=1, rounds=2, with_torch=True)
   assert [l['impl'] for l in lines] == ['p2p_jax', 'torch', 'ratio']
-  assert lines[2]['p2p_jax_over_torch_images_per_sec'] > 0
+  ratio = lines[2]
+  assert ratio['p2p_jax_over_torch_images_per_sec'] > 0
+  assert len(ratio['round_ratios']) == 2
+  assert ratio['round_ratio_min'] == min(ratio['round_ratios']) <= ratio['round_ratio_max']
   assert lines[1]['torch_process'] == 'separate' and lines[1]['host_cpu_util'] > 0
   assert lines[1]['malloc'] == lines[0]['malloc']  # The child inherits the allocator.
+
+
+def test_round_ratios_pair_each_round():
+  # p2p_jax took 2 s and then 1 s per step; PyTorch 3 s and then 0.5 s: 1.5x, then 0.5x.
+  assert bench.round_ratios([2.0, 1.0], [3.0, 0.5]) == [1.5, 0.5]
 
 
 def test_torch_process_reports_a_failure_in_the_child():
