@@ -209,28 +209,32 @@ class TorchProcess:
 
 
 def host_cpu(cpuinfo_path: str = '/proc/cpuinfo') -> str:
-  """The host CPU as 'model (N cores, widest x86 SIMD[, amx])', e.g. 'AMD EPYC (2 cores,
-  avx2)'; 'amx' marks Intel's matrix units (Sapphire Rapids and later; bf16/int8 only).
+  """The host CPU as 'model (N cores, widest x86 SIMD[, amx][, family F model M])', e.g.
+  'AMD EPYC (2 cores, avx2, family 25 model 1)'; 'amx' marks Intel's matrix units
+  (Sapphire Rapids and later; bf16/int8 only). The family and model numbers tell apart
+  generations that a VM's model name hides ('AMD EPYC': family 25 is Zen 3 or 4, 26 Zen 5).
 
   CPU figures differ by machine type as much as by code (see docs/perf_notes.md), so every
   bench line names the host, not just the JAX device ('cpu')."""
-  model, flags_ = None, set()
+  fields: dict[str, str] = {}
   try:
     with open(cpuinfo_path) as f:
       for line in f:
         key, _, value = line.partition(':')
-        if key.strip() == 'model name' and value.strip():
-          model = value.strip()
-        elif key.strip() == 'flags':
-          flags_ = set(value.split())
-        if model and flags_:
+        key = key.strip()
+        if key in ('model name', 'flags', 'cpu family', 'model') and key not in fields:
+          fields[key] = value.strip()
+        if not line.strip() and fields:  # The first processor's block is enough.
           break
   except OSError:
     pass
-  model = model or platform.processor() or platform.machine() or 'unknown'
+  model = fields.get('model name') or platform.processor() or platform.machine() or 'unknown'
+  flags_ = set(fields.get('flags', '').split())
   simd = next((s for s in ('avx512f', 'avx2', 'avx') if s in flags_), None)
   details = ([f'{os.cpu_count()} cores'] + ([simd] if simd else [])
              + (['amx'] if 'amx_tile' in flags_ else []))
+  if fields.get('cpu family') and fields.get('model'):
+    details.append(f'family {fields["cpu family"]} model {fields["model"]}')
   return f'{model} ({", ".join(details)})'
 
 

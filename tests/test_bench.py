@@ -39,6 +39,11 @@ def test_host_cpu_names_the_model_and_widest_simd(tmp_path):
   # Field order does not matter: flags first still finds the model name.
   info.write_text('flags\t\t: avx avx2\nmodel name\t: Intel Xeon\n')
   assert bench.host_cpu(str(info)) == f'Intel Xeon ({os.cpu_count()} cores, avx2)'
+  # Family and model numbers, from the first processor's block only.
+  info.write_text('processor\t: 0\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n'
+                  'flags\t\t: avx2 avx512f\n\nprocessor\t: 1\ncpu family\t: 25\nmodel\t\t: 1\n')
+  assert bench.host_cpu(str(info)) == (
+      f'AMD EPYC ({os.cpu_count()} cores, avx512f, family 26 model 2)')
   # No /proc/cpuinfo (macOS, Windows): still a description, never an error.
   assert 'cores' in bench.host_cpu(str(tmp_path / 'missing'))
 
