@@ -5,7 +5,8 @@ steps at batch 4) and Eigen's contractions allocate ~33 MB workspaces per convol
 glibc's malloc serves blocks that large with ``mmap`` and returns them with ``munmap``,
 so the kernel faults in and zeroes ~0.5 GB of pages on every step (~0.3-0.5 s of CPU time
 per step at batch 4, see docs/perf_notes.md). tcmalloc keeps freed blocks for reuse: on a
-2-core machine the batch-4 train step ran 1.2-1.45x faster with it, PyTorch's 1.07-1.2x.
+2-core machine the batch-4 train step ran 1.05-1.45x faster with it (two VMs), PyTorch's
+0.99-1.2x.
 
 A shared library can only replace malloc if the dynamic loader preloads it, before the
 process starts, so ``python -m p2p_jax.main`` and ``python -m p2p_jax.bench`` restart
