@@ -15,8 +15,12 @@ Times forward + backward (the gradients wrt input and kernel, or wrt all paramet
   dropout) in plain JAX with the chosen ``(conv_transpose impl, conv impl)`` pairs,
   against the same networks in PyTorch (``p2p_jax.torch_reference``).
 
-Timings are interleaved (one call of each contender per round, ``--reps`` rounds) and
-reported as medians, so the ratios stay meaningful on a shared, noisy machine. Torch is
+Every JAX function is compiled with the train step's XLA options (``--cpu_convolutions``,
+default ``auto``: Eigen convolutions on CPU where ``p2p_jax.xla_options`` applies them), so
+the ``fast_eigen`` rows describe what the step runs (standalone: inside the step, large
+maps have behaved differently, ``docs/perf_notes.md``). Timings are interleaved (one call
+of each contender per round, ``--reps`` rounds) and reported as medians, so the ratios
+stay meaningful on a shared, noisy machine. Torch is
 optional (``--no_torch``, or automatically when it is not installed) and runs with its
 default thread count. Prints markdown tables (used in ``docs/perf_notes.md``).
 """
@@ -34,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from p2p_jax import ops
+from p2p_jax import ops, xla_options
 
 # (H = W of the input, C_in, C_out) at batch 1 for U-Net-256 (ngf 64, 3 -> 3 channels).
 DECODER_SHAPES = [(1, 512, 512), (2, 1024, 512), (4, 1024, 512), (8, 1024, 512),
@@ -63,6 +67,11 @@ def _interleaved(fns: Dict[str, Callable[[], object]], reps: int, warmup: int = 
   return {k: float(stat(v)) for k, v in times.items()}
 
 
+def _compiled(f, args, compiler_options: dict | None):
+  """``jax.jit(f)`` compiled for ``args`` with XLA ``compiler_options`` (None: defaults)."""
+  return jax.jit(f).lower(*args).compile(compiler_options=compiler_options)
+
+
 def _torch_or_none(enabled: bool):
   if not enabled:
     return None
@@ -79,18 +88,20 @@ def _torch_or_none(enabled: bool):
 
 
 def bench_layers(kind: str, batch: int, impls: Sequence[str], reps: int, use_torch: bool,
-                 dtype=jnp.float32) -> List[dict]:
+                 dtype=jnp.float32, compiler_options: dict | None = None,
+                 shapes: Sequence[Tuple[int, int, int]] | None = None) -> List[dict]:
   """kind: 'conv_transpose' (decoder shapes), 'conv' (stride 2: encoder + PatchGAN shapes)
-  or 'conv_s1' (the PatchGAN's stride-1 layers)."""
+  or 'conv_s1' (the PatchGAN's stride-1 layers); ``shapes`` replaces those (H, C_in, C_out)."""
   torch = _torch_or_none(use_torch)
   rng = np.random.default_rng(0)
   stride = 1 if kind == 'conv_s1' else 2
   if kind == 'conv_transpose':
-    shapes, op, out_hw = DECODER_SHAPES, ops.conv_transpose_4x4_s2, lambda h: 2 * h
+    default, op, out_hw = DECODER_SHAPES, ops.conv_transpose_4x4_s2, lambda h: 2 * h
   elif kind == 'conv':
-    shapes, op, out_hw = ENCODER_SHAPES + PATCHGAN_SHAPES, ops.conv_4x4_s2, lambda h: h // 2
+    default, op, out_hw = ENCODER_SHAPES + PATCHGAN_SHAPES, ops.conv_4x4_s2, lambda h: h // 2
   else:
-    shapes, op, out_hw = PATCHGAN_S1_SHAPES, ops.conv_4x4_s1, lambda h: h - 1
+    default, op, out_hw = PATCHGAN_S1_SHAPES, ops.conv_4x4_s1, lambda h: h - 1
+  shapes = default if shapes is None else shapes
   rows = []
   for h, ci, co in shapes:
     x = rng.standard_normal((batch, h, h, ci)).astype(np.float32)
@@ -99,7 +110,8 @@ def bench_layers(kind: str, batch: int, impls: Sequence[str], reps: int, use_tor
     jx, jk, jct = (jnp.asarray(a, dtype) for a in (x, k, ct))
     fns = {}
     for impl in impls:
-      f = jax.jit(lambda x, k, ct, impl=impl: jax.vjp(lambda a, b: op(a, b, impl), x, k)[1](ct))
+      fb = lambda x, k, ct, impl=impl: jax.vjp(lambda a, b: op(a, b, impl), x, k)[1](ct)
+      f = _compiled(fb, (jx, jk, jct), compiler_options)
       fns[impl] = functools.partial(lambda f: jax.block_until_ready(f(jx, jk, jct)), f)
     if torch is not None:
       tx = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
@@ -201,7 +213,7 @@ def patchgan_apply(d, x, conv_impl: str):
 
 
 def make_net_fwd_bwd(ct_impl: str, conv_impl: str, dtype=jnp.float32):
-  """jit(grad) of mean(D([x, G(x)])) + L1(G(x), y) wrt (G params, D params)."""
+  """jit(value_and_grad) of mean(D([x, G(x)])) + L1(G(x), y) wrt (G params, D params)."""
   def loss(params, x, y):
     g, d = jax.tree.map(lambda p: p.astype(dtype), params)
     fake = unet_apply(g, x.astype(dtype), ct_impl, conv_impl)
@@ -212,7 +224,8 @@ def make_net_fwd_bwd(ct_impl: str, conv_impl: str, dtype=jnp.float32):
 
 
 def bench_net(batch: int, pairs: Sequence[Tuple[str, str]], reps: int, use_torch: bool,
-              size: int = 256, num_downs: int = 8, dtype=jnp.float32) -> dict:
+              size: int = 256, num_downs: int = 8, dtype=jnp.float32,
+              compiler_options: dict | None = None) -> dict:
   torch = _torch_or_none(use_torch)
   rng = np.random.default_rng(0)
   x = rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
@@ -221,7 +234,8 @@ def bench_net(batch: int, pairs: Sequence[Tuple[str, str]], reps: int, use_torch
   jx, jy = jnp.asarray(x), jnp.asarray(y)
   fns = {}
   for ct_impl, conv_impl in pairs:
-    f = make_net_fwd_bwd(ct_impl, conv_impl, dtype)
+    f = make_net_fwd_bwd(ct_impl, conv_impl, dtype).lower(params, jx, jy).compile(
+        compiler_options=compiler_options)
     fns[f'{ct_impl}/{conv_impl}'] = functools.partial(
         lambda f: jax.block_until_ready(f(params, jx, jy)), f)
   if torch is not None:
@@ -285,11 +299,15 @@ def main(argv=None):
   parser.add_argument('--batches', default='1,4')
   parser.add_argument('--reps', type=int, default=5)
   parser.add_argument('--ct_impls', default='xla,fast,subpixel')
-  parser.add_argument('--conv_impls', default='xla,fast')
-  parser.add_argument('--net_impls', default='xla/xla,fast/xla,fast/fast,subpixel/fast',
+  parser.add_argument('--conv_impls', default='xla,fast,fast_eigen')
+  parser.add_argument('--net_impls',
+                      default='xla/xla,fast/xla,fast/fast,subpixel/fast,fast/fast_eigen',
                       help='comma list of conv_transpose_impl/conv_impl pairs')
   parser.add_argument('--dtype', default='float32', help='JAX compute dtype (torch: float32)')
   parser.add_argument('--no_torch', action='store_true')
+  parser.add_argument('--cpu_convolutions', default='auto', choices=xla_options.CHOICES,
+                      help="the train step's option (p2p_jax.xla_options): which library "
+                           'runs XLA:CPU convolutions')
   parser.add_argument('--single_thread', action='store_true',
                       help='one thread for XLA and torch: a per-core comparison that is less '
                            'sensitive to other load on the machine than the default threading')
@@ -303,23 +321,28 @@ def main(argv=None):
       torch.set_num_threads(1)
   parts = args.parts.split(',')
   dtype = jnp.dtype(args.dtype)
+  convolutions, options = xla_options.train_step_options(args.cpu_convolutions)
   print(f'# jax {jax.__version__} on {jax.default_backend()}, {jax.devices()[0].device_kind}; '
-        f'dtype {dtype.name}; reps {args.reps}'
+        f'dtype {dtype.name}; reps {args.reps}; convolutions {convolutions}'
         f"{'; single thread' if args.single_thread else ''}", flush=True)
   report = []
   for batch in [int(b) for b in args.batches.split(',')]:
     if 'layers' in parts:
       ct_impls = args.ct_impls.split(',')
-      rows = bench_layers('conv_transpose', batch, ct_impls, args.reps, not args.no_torch, dtype)
+      rows = bench_layers('conv_transpose', batch, ct_impls, args.reps, not args.no_torch, dtype,
+                          options)
       report.append(_layer_table(f'conv_transpose_4x4_s2, batch {batch}', rows, ct_impls))
       conv_impls = args.conv_impls.split(',')
-      rows = bench_layers('conv', batch, conv_impls, args.reps, not args.no_torch, dtype)
+      rows = bench_layers('conv', batch, conv_impls, args.reps, not args.no_torch, dtype,
+                          options)
       report.append(_layer_table(f'conv_4x4_s2, batch {batch}', rows, conv_impls))
-      rows = bench_layers('conv_s1', batch, conv_impls, args.reps, not args.no_torch, dtype)
+      rows = bench_layers('conv_s1', batch, conv_impls, args.reps, not args.no_torch, dtype,
+                          options)
       report.append(_layer_table(f'conv_4x4_s1 (PatchGAN), batch {batch}', rows, conv_impls))
     if 'net' in parts:
       pairs = [tuple(p.split('/')) for p in args.net_impls.split(',')]
-      med, mins = bench_net(batch, pairs, args.reps, not args.no_torch, dtype=dtype)
+      med, mins = bench_net(batch, pairs, args.reps, not args.no_torch, dtype=dtype,
+                            compiler_options=options)
       lines = [f'U-Net-256 + 70x70 PatchGAN forward + backward, batch {batch}:', '',
                '| ct_impl/conv_impl | median ms | min ms | vs xla/xla | vs torch (median) |',
                '|---|---|---|---|---|']
