@@ -67,9 +67,10 @@ def _interleaved(fns: Dict[str, Callable[[], object]], reps: int, warmup: int = 
   return {k: float(stat(v)) for k, v in times.items()}
 
 
-def _compiled(f, args, compiler_options: dict | None):
-  """``jax.jit(f)`` compiled for ``args`` with XLA ``compiler_options`` (None: defaults)."""
-  return jax.jit(f).lower(*args).compile(compiler_options=compiler_options)
+def _compiled(jitted, args, compiler_options: dict | None):
+  """The jitted function compiled for ``args`` with XLA ``compiler_options`` (None:
+  defaults)."""
+  return jitted.lower(*args).compile(compiler_options=compiler_options)
 
 
 def _torch_or_none(enabled: bool):
@@ -111,7 +112,7 @@ def bench_layers(kind: str, batch: int, impls: Sequence[str], reps: int, use_tor
     fns = {}
     for impl in impls:
       fb = lambda x, k, ct, impl=impl: jax.vjp(lambda a, b: op(a, b, impl), x, k)[1](ct)
-      f = _compiled(fb, (jx, jk, jct), compiler_options)
+      f = _compiled(jax.jit(fb), (jx, jk, jct), compiler_options)
       fns[impl] = functools.partial(lambda f: jax.block_until_ready(f(jx, jk, jct)), f)
     if torch is not None:
       tx = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
@@ -234,8 +235,8 @@ def bench_net(batch: int, pairs: Sequence[Tuple[str, str]], reps: int, use_torch
   jx, jy = jnp.asarray(x), jnp.asarray(y)
   fns = {}
   for ct_impl, conv_impl in pairs:
-    f = make_net_fwd_bwd(ct_impl, conv_impl, dtype).lower(params, jx, jy).compile(
-        compiler_options=compiler_options)
+    f = _compiled(make_net_fwd_bwd(ct_impl, conv_impl, dtype), (params, jx, jy),
+                  compiler_options)
     fns[f'{ct_impl}/{conv_impl}'] = functools.partial(
         lambda f: jax.block_until_ready(f(params, jx, jy)), f)
   if torch is not None:
