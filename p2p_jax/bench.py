@@ -34,9 +34,9 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from p2p_jax import allocator, xla_options
+from p2p_jax import allocator
 from p2p_jax.parallel import DataParallel
-from p2p_jax.train_step import create_train_state, make_networks
+from p2p_jax.train_step import create_train_state
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).', lock_config=True)
@@ -90,13 +90,10 @@ class JaxStep:
     s, b, k = config.image_size, config.batch_size, config.steps_per_dispatch
     self.config = config
     self.devices = jax.local_devices()
-    self.cpu_convolutions, options = xla_options.train_step_options(
-        config.cpu_convolutions, config.parallelism)
-    nets = make_networks(config, channels, multi_device=True,
-                         cpu_convolutions=self.cpu_convolutions)
+    self.dp = DataParallel.from_config(config, channels, devices=self.devices)
+    nets = self.dp.nets
+    self.cpu_convolutions = self.dp.cpu_convolutions
     self.conv_impl = nets.g.conv_impl  # What 'auto' became (models.factory.conv_impl).
-    self.dp = DataParallel(nets, config.parallelism, self.devices, steps_per_dispatch=k,
-                           compiler_options=options)
     state = create_train_state(nets, config.seed, (s, s, channels), channels)
     self.state = self.dp.put_state(state)
     rng = np.random.default_rng(0)

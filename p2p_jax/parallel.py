@@ -20,8 +20,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from p2p_jax import xla_options
 from p2p_jax.models.factory import ConfigError
-from p2p_jax.train_step import AXIS, Networks, TrainState, multi_step, train_step
+from p2p_jax.train_step import (AXIS, Networks, TrainState, make_networks, multi_step,
+                                train_step)
 
 MODES = ('shard_map', 'pmap')
 
@@ -39,6 +41,23 @@ def check_batch(global_batch: int, num_devices: int) -> int:
 
 class DataParallel:
   """Places state and batches on the devices and runs the mapped train step."""
+
+  @classmethod
+  def from_config(cls, config, output_channels: int, total_steps: int | None = None,
+                  devices=None) -> 'DataParallel':
+    """The train step exactly as ``train_and_evaluate`` runs it, for ``config``: the
+    networks (``make_networks``), the XLA compiler options (``config.cpu_convolutions``)
+    and the mapping (``config.parallelism``, ``config.steps_per_dispatch``). The bench
+    builds its step here too, so it times what training runs. ``.nets`` holds the
+    networks and ``.cpu_convolutions`` what ``config.cpu_convolutions`` resolved to."""
+    applied, options = xla_options.train_step_options(config.cpu_convolutions,
+                                                      config.parallelism)
+    nets = make_networks(config, output_channels, total_steps, multi_device=True,
+                         cpu_convolutions=applied)
+    dp = cls(nets, config.parallelism, devices, steps_per_dispatch=config.steps_per_dispatch,
+             compiler_options=options)
+    dp.nets, dp.cpu_convolutions = nets, applied
+    return dp
 
   def __init__(self, nets: Networks, mode: str = 'shard_map', devices=None,
                steps_per_dispatch: int = 1, donate: bool = True,

@@ -21,11 +21,11 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from p2p_jax import checkpoints, images, inference, xla_options
+from p2p_jax import checkpoints, images, inference
 from p2p_jax.rng import make_key
 from p2p_jax.models.factory import ConfigError, check_image_size
 from p2p_jax.parallel import DataParallel, check_batch
-from p2p_jax.train_step import TrainState, create_train_state, make_networks
+from p2p_jax.train_step import TrainState, create_train_state
 
 
 from p2p_jax.errors import TrainingError  # noqa: F401  (re-exported)
@@ -96,10 +96,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   num_steps = total_steps(config, pipeline.steps_per_epoch(config, source))
   os.makedirs(workdir, exist_ok=True)
 
-  cpu_convs, xla_opts = xla_options.train_step_options(config.cpu_convolutions,
-                                                       config.parallelism)
-  nets = make_networks(config, channels.target, num_steps, multi_device=True,
-                       cpu_convolutions=cpu_convs)
+  dp = DataParallel.from_config(config, channels.target, num_steps, devices)
+  nets = dp.nets
   ckpt = checkpoints.Checkpointer(workdir, config.max_checkpoints_to_keep)
   init_key = make_key(config.seed)
   input_shape = (config.image_size, config.image_size, channels.input)
@@ -122,8 +120,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     writer.write_hparams(_flat_hparams(config))
 
   k = config.steps_per_dispatch
-  dp = DataParallel(nets, config.parallelism, devices, steps_per_dispatch=k,
-                    compiler_options=xla_opts)
   per_process_batch = config.batch_size // jax.process_count()
   train_iter = pipeline.as_numpy(pipeline.train_dataset(
       config, source, per_process_batch, start_step=start_step,
@@ -136,7 +132,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   logging.info('training %s -> %s, %d params G, %d params D, %d device(s) [%s, CPU '
                'convolutions: %s], steps %d..%d', config.data.dataset, workdir,
                _count(state.g_params), _count(state.d_params), len(devices), dp.mode,
-               cpu_convs, start_step, num_steps)
+               dp.cpu_convolutions, start_step, num_steps)
   dstate = dp.put_state(state)
   del state
   step = start_step

@@ -83,3 +83,20 @@ def test_pmap_refuses_compiler_options():
   nets = make_networks(tiny_config(), 3, multi_device=True)
   with pytest.raises(ConfigError, match='pmap'):
     DataParallel(nets, 'pmap', jax.local_devices()[:1], compiler_options={'a': 'b'})
+
+
+@pytest.mark.parametrize('choice', ['auto', 'xla_default'])
+def test_step_from_config_carries_the_options_and_the_matching_convolutions(choice):
+  """The builder that train_and_evaluate and the bench share: what the config asks for
+  reaches the jitted step, and the networks' gradient formulations match it."""
+  from conftest import tiny_config
+  config = tiny_config(cpu_convolutions=choice, steps_per_dispatch=2)
+  dp = DataParallel.from_config(config, 3, devices=jax.local_devices()[:1])
+  applied, options = xla_options.train_step_options(choice)
+  assert dp.cpu_convolutions == applied
+  assert dp.compiler_options == options
+  assert dp.steps_per_dispatch == 2
+  other = make_networks(config, 3, multi_device=True, cpu_convolutions=applied)
+  assert dp.nets.g.conv_impl == other.g.conv_impl
+  if jax.default_backend() == 'cpu' and choice == 'auto' and applied == 'eigen':
+    assert dp.nets.g.conv_impl == 'fast_eigen'
