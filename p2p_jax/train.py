@@ -21,7 +21,7 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from p2p_jax import checkpoints, images, inference
+from p2p_jax import allocator, checkpoints, images, inference
 from p2p_jax.rng import make_key
 from p2p_jax.models.factory import ConfigError, check_image_size
 from p2p_jax.parallel import DataParallel, check_batch
@@ -91,6 +91,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   devices = jax.local_devices()
   validate_config(config, len(devices))
+  hint = allocator.missing_tcmalloc_hint(os.environ, allocator.active_malloc(),
+                                         devices[0].platform)
+  if hint:
+    logging.warning('%s', hint)
   source = sources.get_source(config)
   channels = sources.io_channels(config, source)
   num_steps = total_steps(config, pipeline.steps_per_epoch(config, source))

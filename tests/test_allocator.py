@@ -39,6 +39,20 @@ def test_no_restart(env, platform, find):
   assert allocator.restart_env(env, platform, find) is None
 
 
+def test_hint_only_when_a_cpu_run_on_linux_fell_back_for_want_of_tcmalloc():
+  def hint(env, active, backend, platform='linux', find=lambda: None):
+    return allocator.missing_tcmalloc_hint(env, active, backend, platform, find)
+  text = hint({}, 'default', 'cpu')
+  assert 'apt-get install libtcmalloc-minimal4' in text and f'{allocator.ENV}=system' in text
+  # Installed, but this process was not started through an entry point (a notebook):
+  assert f'LD_PRELOAD={TC}' in hint({}, 'default', 'cpu', find=_found)
+  assert hint({}, 'tcmalloc', 'cpu') is None                     # it is running
+  assert hint({}, 'default', 'gpu') is None                      # not a CPU run
+  assert hint({}, 'default', 'cpu', 'darwin') is None            # not Linux
+  assert hint({allocator.ENV: 'system'}, 'default', 'cpu') is None   # glibc chosen
+  assert hint({'LD_PRELOAD': 'libjemalloc.so'}, 'default', 'cpu') is None
+
+
 def test_explicit_library(tmp_path):
   lib = tmp_path / 'libmymalloc.so'
   lib.write_bytes(b'')
