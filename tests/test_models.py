@@ -165,3 +165,18 @@ def test_eigen_step_gets_the_eigen_tuned_conv_gradients():
   c.model.conv_impl = 'xla'
   assert conv_impl(c, 'eigen') == 'xla'
   assert make_networks(c, 3, cpu_convolutions='eigen').d.conv_impl == 'xla'
+
+
+@pytest.mark.parametrize('impl', ['xla', 'matmul', 'fast_eigen'])
+def test_every_patchgan_conv_uses_the_configured_impl(impl, monkeypatch):
+  """The output layer (512 -> 1 at 256 px) too: it once took 'auto' whatever the config."""
+  from p2p_jax import ops
+  seen = []
+  for name in ('conv_4x4_s2', 'conv_4x4_s1'):
+    orig = getattr(ops, name)
+    monkeypatch.setattr(ops, name, lambda x, k, i='auto', orig=orig, name=name: (
+        seen.append((name, i)), orig(x, k, i))[1])
+  d = NLayerDiscriminator(ndf=8, n_layers=3, conv_impl=impl)
+  jax.eval_shape(lambda: d.init(jax.random.key(0), jnp.zeros((1, 64, 64, 6)), train=False))
+  assert [n for n, _ in seen] == ['conv_4x4_s2'] * 3 + ['conv_4x4_s1'] * 2
+  assert {i for _, i in seen} == {impl}

@@ -48,7 +48,8 @@ class NLayerDiscriminator(nn.Module):
                init_std=self.init_std, impl=self.conv_impl, dtype=self.dtype)(h)
       h = make_norm(self.norm, train=train, axis_name=self.axis_name, dtype=self.dtype)(h)
       h = nn.leaky_relu(h, 0.2)
-    h = Conv(1, stride=1, use_bias=True, init_std=self.init_std, dtype=self.dtype)(h)
+    h = Conv(1, stride=1, use_bias=True, init_std=self.init_std, impl=self.conv_impl,
+             dtype=self.dtype)(h)
     return h.astype(jnp.float32)
 
 
