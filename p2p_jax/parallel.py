@@ -48,15 +48,15 @@ class DataParallel:
     """The train step exactly as ``train_and_evaluate`` runs it, for ``config``: the
     networks (``make_networks``), the XLA compiler options (``config.cpu_convolutions``)
     and the mapping (``config.parallelism``, ``config.steps_per_dispatch``). The bench
-    builds its step here too, so it times what training runs. ``.nets`` holds the
-    networks and ``.cpu_convolutions`` what ``config.cpu_convolutions`` resolved to."""
+    builds its step here too, so it times what training runs. ``.cpu_convolutions`` says
+    what ``config.cpu_convolutions`` resolved to."""
     applied, options = xla_options.train_step_options(config.cpu_convolutions,
                                                       config.parallelism)
     nets = make_networks(config, output_channels, total_steps, multi_device=True,
                          cpu_convolutions=applied)
     dp = cls(nets, config.parallelism, devices, steps_per_dispatch=config.steps_per_dispatch,
              compiler_options=options)
-    dp.nets, dp.cpu_convolutions = nets, applied
+    dp.cpu_convolutions = applied
     return dp
 
   def __init__(self, nets: Networks, mode: str = 'shard_map', devices=None,
@@ -67,6 +67,8 @@ class DataParallel:
     if mode not in MODES:
       raise ConfigError(f'parallelism must be one of {MODES}, got {mode!r}.')
     self.mode = mode
+    self.nets = nets
+    self.cpu_convolutions: str | None = None  # Set by from_config.
     self.devices = list(devices if devices is not None else jax.local_devices())
     self.num_devices = len(self.devices)
     self.steps_per_dispatch = steps_per_dispatch
