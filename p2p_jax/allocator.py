@@ -16,15 +16,18 @@ found, else glibc's malloc), ``system`` (never restart), or the path of a malloc
 to preload. Only a process started as that command restarts: code that imports p2p_jax
 (notebooks, ``%run`` in a Jupyter kernel, tests) is not affected; set ``LD_PRELOAD``
 before starting the kernel there. A CPU training run or bench that ends up on glibc's
-malloc this way logs a one-line note (``missing_tcmalloc_hint``). Nothing here imports JAX
-or TensorFlow.
+malloc this way logs a one-line note, once (``warn_if_missing_tcmalloc``). Nothing here
+imports JAX or TensorFlow.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+
+from absl import logging
 
 from p2p_jax.errors import UserError
 
@@ -156,6 +159,15 @@ def missing_tcmalloc_hint(env: Mapping[str, str], active: str, backend: str,
   return (f'tcmalloc is not installed, so this CPU run uses {why}: install it (Debian/Ubuntu: '
           'apt-get install libtcmalloc-minimal4, Fedora: gperftools-libs). '
           f'{ENV}=system silences this.')
+
+
+@functools.lru_cache(maxsize=None)
+def warn_if_missing_tcmalloc(backend: str) -> None:
+  """Logs ``missing_tcmalloc_hint`` as a warning, once per process: the bench's loop
+  mode runs ``train_and_evaluate``, and both call this."""
+  hint = missing_tcmalloc_hint(os.environ, active_malloc(), backend)
+  if hint:
+    logging.warning('%s', hint)
 
 
 def active_malloc(maps_path: str = '/proc/self/maps') -> str:

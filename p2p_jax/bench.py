@@ -378,10 +378,7 @@ def main(argv):
   if config is None:
     print('error: --config=configs/NAME.py is required', file=sys.stderr)
     sys.exit(2)
-  hint = allocator.missing_tcmalloc_hint(os.environ, allocator.active_malloc(),
-                                         jax.default_backend())
-  if hint:
-    print(f'note: {hint}', file=sys.stderr)
+  allocator.warn_if_missing_tcmalloc(jax.default_backend())
   if FLAGS.what == 'pipeline':
     lines = bench_pipeline(config, FLAGS.steps, FLAGS.warmup)
   elif FLAGS.what == 'loop':

@@ -91,10 +91,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   devices = jax.local_devices()
   validate_config(config, len(devices))
-  hint = allocator.missing_tcmalloc_hint(os.environ, allocator.active_malloc(),
-                                         devices[0].platform)
-  if hint:
-    logging.warning('%s', hint)
+  allocator.warn_if_missing_tcmalloc(devices[0].platform)
   source = sources.get_source(config)
   channels = sources.io_channels(config, source)
   num_steps = total_steps(config, pipeline.steps_per_epoch(config, source))

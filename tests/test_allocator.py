@@ -53,6 +53,19 @@ def test_hint_only_when_a_cpu_run_on_linux_fell_back_for_want_of_tcmalloc():
   assert hint({'LD_PRELOAD': 'libjemalloc.so'}, 'default', 'cpu') is None
 
 
+def test_hint_is_logged_once_per_process(monkeypatch):
+  warnings = []
+  monkeypatch.setattr(allocator.logging, 'warning', lambda fmt, *a: warnings.append(fmt % a))
+  monkeypatch.setattr(allocator, 'missing_tcmalloc_hint', lambda env, active, backend: 'x')
+  allocator.warn_if_missing_tcmalloc.cache_clear()
+  try:
+    allocator.warn_if_missing_tcmalloc('cpu')
+    allocator.warn_if_missing_tcmalloc('cpu')  # train_and_evaluate inside the bench's loop
+  finally:
+    allocator.warn_if_missing_tcmalloc.cache_clear()
+  assert warnings == ['x']
+
+
 def test_explicit_library(tmp_path):
   lib = tmp_path / 'libmymalloc.so'
   lib.write_bytes(b'')
