@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import tiny_config
 from p2p_jax.data import folders, sources
-from p2p_jax.data.sources import DataError
+from p2p_jax.errors import DataError
 
 H, W = 20, 30  # Non-square, small.
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from p2p_jax.data import preprocess
-from p2p_jax.data.sources import DataError
+from p2p_jax.errors import DataError
 
 H, W = 40, 60  # Non-square input.
 

@@ -16,8 +16,8 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from conftest import tiny_config
-from p2p_jax.data import sources, standard
-from p2p_jax.data.sources import DataError
+from p2p_jax.data import paired_builder, sources, standard
+from p2p_jax.errors import DataError
 
 S = 32  # Side of A and B in the fake releases.
 SHARED = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
@@ -85,9 +85,9 @@ def test_channels_need_no_data_and_touch_nothing(tmp_path):
   cfg.data.manual_dir = str(tmp_path / 'nowhere')
   assert sources.io_channels(cfg) == sources.Channels(3, 3)
   assert not (tmp_path / 'tfds').exists()
-  for name in standard.NAMES:
-    c = standard.CONFIGS[name]
-    assert c.url == f'{standard.BASE_URL}{name}.tar.gz' and c.splits and c.side_a and c.side_b
+  for name in paired_builder.NAMES:
+    c = paired_builder.CONFIGS[name]
+    assert c.url == f'{paired_builder.BASE_URL}{name}.tar.gz' and c.splits and c.side_a and c.side_b
 
 
 @pytest.mark.parametrize('name', ['cityscapes', 'maps', 'edges2shoes', 'edges2handbags',
@@ -100,8 +100,8 @@ def test_dataset_configs_load(name):
   spec.loader.exec_module(mod)
   c = mod.get_config()
   assert c.data.dataset == name and c.image_size == 256 and c.model.num_downs == 8
-  assert c.data.direction == standard.CONFIGS[name].paper_direction
-  assert c.data.eval_split in dict(standard.CONFIGS[name].splits)
+  assert c.data.direction == paired_builder.CONFIGS[name].paper_direction
+  assert c.data.eval_split in dict(paired_builder.CONFIGS[name].splits)
   assert c.num_epochs == {'edges2shoes': 15, 'edges2handbags': 15, 'night2day': 17}.get(name, 200)
   assert c.batch_size == (4 if name in ('edges2shoes', 'edges2handbags', 'night2day') else 1)
 
@@ -295,7 +295,7 @@ def test_cityscapes_with_one_zip_missing(tmp_path):
 
 
 def test_registered_names():
-  for name in standard.NAMES:
+  for name in paired_builder.NAMES:
     cfg = tiny_config(**{'data.dataset': name})
     assert isinstance(sources.get_source(cfg), standard.StandardSource)
 
@@ -306,16 +306,16 @@ def test_registered_names():
 @pytest.mark.skipif(not (SHARED / 'facades').is_dir() or not (SHARED / 'maps').is_dir(),
                     reason='real data in ../shared/data is absent')
 def test_real_releases_are_recognised():
-  facades = standard.resolve_manual(SHARED / 'facades', 'facades')
+  facades = paired_builder.resolve_manual(SHARED / 'facades', 'facades')
   assert {s: len(v) for s, v in facades.index().items()} == {'train': 400, 'test': 85}
-  maps = standard.resolve_manual(SHARED / 'maps', 'maps')
+  maps = paired_builder.resolve_manual(SHARED / 'maps', 'maps')
   assert {s: len(v) for s, v in maps.index().items()} == {'train': 1096, 'val': 878}
   name, load = next(facades.items('test'))
   a, b = load()
   full = np.asarray(Image.open(SHARED / 'facades' / 'test' / f'{name}.jpg'))
   np.testing.assert_array_equal(np.asarray(a), full[:, :256])  # A = photo, the left half.
   with pytest.raises(DataError, match="holds the 'maps' dataset"):
-    standard.resolve_manual(SHARED / 'maps', 'facades')
+    paired_builder.resolve_manual(SHARED / 'maps', 'facades')
 
 
 @pytest.mark.slow

@@ -48,11 +48,9 @@ import numpy as np
 from PIL import Image
 import tensorflow as tf
 
-from p2p_jax.data import preprocess
-from p2p_jax.data import sources
-from p2p_jax.data.sources import DataError
+from p2p_jax.data import image_files, preprocess, sources
+from p2p_jax.errors import DataError
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
 STANDARD_SPLITS = ('train', 'val', 'test')
 
 _GRAY_MODES = ('1', 'L', 'LA', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N')
@@ -93,20 +91,14 @@ class Pair:
 
 
 def _images_under(d: Path, skip: tuple[str, ...] = ()) -> dict[str, Path]:
-  """rel stem -> path of every image under d (recursive, hidden files ignored)."""
+  """rel stem -> path of every image under d (see :func:`image_files.list_images`)."""
   out: dict[str, Path] = {}
   dups: list[tuple[Path, Path]] = []
-  for dirpath, dirnames, files in os.walk(d):
-    dirnames[:] = sorted(n for n in dirnames
-                         if not n.startswith('.') and not (Path(dirpath) == d and n in skip))
-    for f in sorted(files):
-      if f.startswith('.') or not f.lower().endswith(IMAGE_EXTENSIONS):
-        continue
-      path = Path(dirpath) / f
-      stem = os.path.splitext(os.path.relpath(path, d))[0].replace(os.sep, '/')
-      if stem in out:
-        dups.append((out[stem], path))
-      out[stem] = path
+  for path in image_files.list_images(d, skip):
+    stem = os.path.splitext(os.path.relpath(path, d))[0].replace(os.sep, '/')
+    if stem in out:
+      dups.append((out[stem], path))
+    out[stem] = path
   if dups:
     x, y = dups[0]
     raise DataError(f'{x} and {y} have the same name; pairs are matched by name without '
@@ -276,13 +268,15 @@ class FolderSource:
                         'folders need both.\n' + LAYOUT_HELP.format(split=split))
       files = _images_under(da)
       if not files:
-        raise DataError(f'Split folder {da} holds no images ({", ".join(IMAGE_EXTENSIONS)}).\n'
+        raise DataError(f'Split folder {da} holds no images '
+                        f'({", ".join(image_files.IMAGE_EXTENSIONS)}).\n'
                         + LAYOUT_HELP.format(split=split))
       keys = sorted(files)
     else:
       fa, fb = _images_under(da), _images_under(db)
       if not fa and not fb:
-        raise DataError(f'{da} and {db} hold no images ({", ".join(IMAGE_EXTENSIONS)}).')
+        raise DataError(f'{da} and {db} hold no images '
+                        f'({", ".join(image_files.IMAGE_EXTENSIONS)}).')
       only_a, only_b = sorted(set(fa) - set(fb)), sorted(set(fb) - set(fa))
       if only_a or only_b:
         path, other = (fa[only_a[0]], db) if only_a else (fb[only_b[0]], da)
@@ -294,7 +288,7 @@ class FolderSource:
             'unmatched files.')
       if layout == 'b':
         loose = [p for p in (self.root / split).iterdir()
-                 if p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS)]
+                 if p.is_file() and image_files.is_image_name(p.name)]
         if loose:
           logging.warning('Ignoring %d image(s) directly in %s (e.g. %s): with A/ and B/ '
                           'folders present, only those are read.', len(loose),
@@ -427,12 +421,9 @@ class FolderSource:
                            [(str(p.a.path), *p.size) for p in pairs], where='')
     ca, cb, _, _ = self._side_formats()
     da, db = self.dtype_a, self.dtype_b
-    if process_count > 1:
-      if len(pairs) < process_count:
-        raise DataError(f'Split {split!r} of {self.root} has {len(pairs)} pairs, fewer than '
-                        f'the {process_count} processes reading it.')
-      per = len(pairs) // process_count  # Equal shards: every process runs as many steps.
-      pairs = pairs[process_index * per:(process_index + 1) * per]
+    start, stop = sources.process_shard(len(pairs), process_index, process_count,
+                                        f'Split {split!r} of {self.root}')
+    pairs = pairs[start:stop]
     aligned = pairs[0].aligned
     codecs_a = {p.a.codec for p in pairs}
     codecs_b = {p.b.codec for p in pairs}

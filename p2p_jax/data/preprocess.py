@@ -38,7 +38,7 @@ from typing import Iterable
 
 import tensorflow as tf
 
-from p2p_jax.data.sources import DataError
+from p2p_jax.errors import DataError
 
 MODES = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none')
 
@@ -108,7 +108,9 @@ def check_sizes(mode: str, crop_size: int, sizes: Iterable[tuple[str, int, int]]
         '--config.image_size, or remove the image.')
 
 
-def _resize(x: tf.Tensor, h, w) -> tf.Tensor:
+def resize(x: tf.Tensor, h, w) -> tf.Tensor:
+  """The resize of every model input: bicubic with antialiasing (as the reference's PIL
+  ``BICUBIC``), float [H, W, C] -> [h, w, C]; values may overshoot [0, 1] slightly."""
   return tf.image.resize(x, tf.stack([h, w]), method='bicubic', antialias=True)
 
 
@@ -146,7 +148,7 @@ def _scale_width(x: tf.Tensor, load_size: int, crop_size: int, size_multiple: in
   new_h = tf.cast(tf.maximum(float(load_size) * h / w, float(crop_size)), tf.int32)
   if size_multiple > 1:
     new_h = _round_multiple_t(new_h, size_multiple)
-  return _resize(x, new_h, load_size)
+  return resize(x, new_h, load_size)
 
 
 def preprocess_pair(a: tf.Tensor, b: tf.Tensor, *, mode: str, load_size: int, crop_size: int,
@@ -179,9 +181,9 @@ def preprocess_pair(a: tf.Tensor, b: tf.Tensor, *, mode: str, load_size: int, cr
 
   if mode == 'resize_and_crop':
     if train:
-      ab = _random_crop(_resize(ab, load_size, load_size), crop_size, crop_seed)
+      ab = _random_crop(resize(ab, load_size, load_size), crop_size, crop_seed)
     else:
-      ab = _resize(ab, crop_size, crop_size)
+      ab = resize(ab, crop_size, crop_size)
   elif mode == 'crop':
     ab = _assert_at_least(ab, crop_size, mode)
     ab = _random_crop(ab, crop_size, crop_seed) if train else _center_crop(ab, crop_size)
@@ -196,7 +198,7 @@ def preprocess_pair(a: tf.Tensor, b: tf.Tensor, *, mode: str, load_size: int, cr
       h = _round_multiple_t(shape[0], size_multiple)
       w = _round_multiple_t(shape[1], size_multiple)
       ab = tf.cond(tf.logical_and(tf.equal(h, shape[0]), tf.equal(w, shape[1])),
-                   lambda: ab, lambda: _resize(ab, h, w))
+                   lambda: ab, lambda: resize(ab, h, w))
 
   if train and flip:
     flip_seed = tf.random.experimental.stateless_fold_in(seed, 1)

@@ -1,4 +1,5 @@
-"""Paired-image sources: one interface over the embedded, standard and custom datasets.
+"""Paired-image sources: one interface over the embedded (procedural), standard and custom
+datasets.
 
 A source yields *raw* pairs; :mod:`p2p_jax.data.pipeline` turns them into training
 batches (direction, jitter, mirror, scaling, batching). Every source returns a
@@ -20,8 +21,7 @@ from typing import Callable, Protocol
 import ml_collections
 import tensorflow as tf
 
-
-from p2p_jax.errors import DataError  # noqa: F401  (re-exported for the data modules)
+from p2p_jax.errors import DataError
 
 
 class PairedSource(Protocol):
@@ -56,7 +56,7 @@ def register(*names: str):
 
 def _import_builtin_sources() -> None:
   # Imported for their @register side effects.
-  from p2p_jax.data import embedded  # noqa: F401
+  from p2p_jax.data import procedural_dataset  # noqa: F401
   try:
     from p2p_jax.data import standard  # noqa: F401
   except ImportError:
@@ -76,6 +76,22 @@ def get_source(config: ml_collections.ConfigDict) -> PairedSource:
         f'Unknown dataset {name!r}. Known: {", ".join(sorted(_FACTORIES))}. '
         'For your own images use configs/custom.py with --config.data.data_path=DIR.')
   return _FACTORIES[name](config)
+
+
+def process_shard(num_examples: int, process_index: int, process_count: int,
+                  what: str = 'The split') -> tuple[int, int]:
+  """``[start, stop)`` of the examples process ``process_index`` of ``process_count`` reads.
+
+  Equal contiguous shards of ``num_examples // process_count`` (the remainder is left out),
+  so every process sees as many examples per epoch. Every source shards through this.
+  """
+  if not 0 <= process_index < process_count:
+    raise ValueError(f'process_index {process_index} not in [0, {process_count})')
+  if num_examples < process_count:
+    raise DataError(f'{what} has {num_examples} examples, fewer than the {process_count} '
+                    'processes reading it.')
+  per = num_examples // process_count
+  return process_index * per, (process_index + 1) * per
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,8 @@
-"""The embedded default dataset: procedural facades as a TFDS builder (no download).
+"""The default dataset (``data.dataset='embedded'``): procedural facades as a TFDS builder.
 
-:mod:`p2p_jax.data.synthetic` draws CMP-Facades-like pairs (A = photo-like rendering,
-B = label map in the CMP palette); this module stores them as a regular TFDS dataset,
+Nothing is downloaded: :mod:`p2p_jax.data.procedural_facades` draws CMP-Facades-like
+pairs (A = photo-like rendering, B = label map in the CMP palette); this module stores them
+as a regular TFDS dataset,
 ``p2p_embedded_facades``, prepared automatically on first use (a few seconds for the
 default 400 + 50 pairs at 72 px) under ``config.data.data_dir`` (tfds default when empty).
 Each (resolution, num_train, num_test, seed) combination is its own builder config, so
@@ -21,8 +22,8 @@ import tensorflow as tf
 from etils import epath
 import tensorflow_datasets as tfds
 
-from p2p_jax.data import synthetic
-from p2p_jax.data.sources import DataError, register
+from p2p_jax.data import procedural_facades, sources
+from p2p_jax.errors import DataError
 
 DATASET_NAME = 'p2p_embedded_facades'
 DEFAULT_SEED = 0  # Dataset seed: fixed, independent of the training seed.
@@ -30,7 +31,7 @@ SPLITS = ('train', 'test')
 
 
 @dataclasses.dataclass(eq=False)
-class EmbeddedFacadesConfig(tfds.core.BuilderConfig):
+class ProceduralFacadesConfig(tfds.core.BuilderConfig):
   """One size of the procedural facades dataset."""
 
   resolution: int = 72
@@ -44,7 +45,7 @@ def config_name(resolution: int, num_train: int, num_test: int, seed: int) -> st
 
 
 def make_builder_config(resolution: int = 72, num_train: int = 400, num_test: int = 50,
-                        seed: int = DEFAULT_SEED) -> EmbeddedFacadesConfig:
+                        seed: int = DEFAULT_SEED) -> ProceduralFacadesConfig:
   """Validated builder config; its name encodes every parameter."""
   for what, value, low in (('embedded_resolution', resolution, 8),
                            ('embedded_num_train', num_train, 1),
@@ -53,14 +54,14 @@ def make_builder_config(resolution: int = 72, num_train: int = 400, num_test: in
     if int(value) != value or value < low:
       raise DataError(f'data.{what} must be an integer >= {low}, got {value!r}')
   resolution, num_train, num_test, seed = map(int, (resolution, num_train, num_test, seed))
-  return EmbeddedFacadesConfig(
+  return ProceduralFacadesConfig(
       name=config_name(resolution, num_train, num_test, seed),
       description=(f'{num_train} train / {num_test} test procedural facades at '
                    f'{resolution}x{resolution} px, dataset seed {seed}.'),
       resolution=resolution, num_train=num_train, num_test=num_test, seed=seed)
 
 
-class EmbeddedFacades(tfds.core.GeneratorBasedBuilder):
+class ProceduralFacades(tfds.core.GeneratorBasedBuilder):
   """Procedural CMP-Facades-like pairs: A = photo-like rendering, B = CMP label colours."""
 
   name = DATASET_NAME
@@ -96,21 +97,21 @@ class EmbeddedFacades(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, split: str, n: int):
     cfg = self.builder_config
-    for name, photo, labels, _ in synthetic.make_split(split, n, cfg.resolution, cfg.seed):
+    for name, photo, labels, _ in procedural_facades.make_split(split, n, cfg.resolution, cfg.seed):
       yield name, {'A': photo, 'B': labels, 'name': name}
 
 
 def make_builder(resolution: int = 72, num_train: int = 400, num_test: int = 50,
-                 seed: int = DEFAULT_SEED, data_dir: str | None = None) -> EmbeddedFacades:
-  """Builder for one size (not prepared yet; see :class:`EmbeddedSource`)."""
+                 seed: int = DEFAULT_SEED, data_dir: str | None = None) -> ProceduralFacades:
+  """Builder for one size (not prepared yet; see :class:`ProceduralSource`)."""
   cfg = make_builder_config(resolution, num_train, num_test, seed)
   # TFDS rejects a different object under the name of a predefined config.
-  config = cfg.name if cfg.name in EmbeddedFacades.builder_configs else cfg
-  return EmbeddedFacades(config=config, data_dir=data_dir or None)
+  config = cfg.name if cfg.name in ProceduralFacades.builder_configs else cfg
+  return ProceduralFacades(config=config, data_dir=data_dir or None)
 
 
-class EmbeddedSource:
-  """:class:`p2p_jax.data.sources.PairedSource` over :class:`EmbeddedFacades`.
+class ProceduralSource:
+  """:class:`p2p_jax.data.sources.PairedSource` over :class:`ProceduralFacades`.
 
   Preparation (generation and writing of the TFRecords) happens lazily, on the first
   call to :meth:`num_examples` or :meth:`as_dataset`.
@@ -126,7 +127,7 @@ class EmbeddedSource:
     self.data_dir = data_dir or None
 
   @functools.cached_property
-  def builder(self) -> EmbeddedFacades:
+  def builder(self) -> ProceduralFacades:
     c = self.config
     builder = make_builder(c.resolution, c.num_train, c.num_test, c.seed, self.data_dir)
     if not builder.is_prepared():
@@ -152,14 +153,10 @@ class EmbeddedSource:
   def as_dataset(self, split: str, *, process_index: int = 0, process_count: int = 1,
                  shuffle_files: bool = False, seed: int = 0) -> tf.data.Dataset:
     self._check_split(split)
-    if not 0 <= process_index < process_count:
-      raise ValueError(f'process_index {process_index} not in [0, {process_count})')
     total = self.num_examples(split)
-    if process_count > total:
-      raise DataError(f'Split {split!r} has {total} examples, fewer than the '
-                      f'{process_count} processes that must share it.')
-    sub = split if process_count == 1 else tfds.even_splits(split, n=process_count)[
-        process_index]
+    start, stop = sources.process_shard(total, process_index, process_count,
+                                        f'Split {split!r} of the embedded dataset')
+    sub = split if process_count == 1 else f'{split}[{start}:{stop}]'
     # No autocache: the pipeline decides what to cache, and a partially read autocached
     # dataset (e.g. ``take(k)`` for sample grids) makes tf.data log a warning.
     read_config = tfds.ReadConfig(shuffle_seed=seed if shuffle_files else None,
@@ -168,8 +165,8 @@ class EmbeddedSource:
                                    read_config=read_config)
 
 
-@register('embedded')
-def make_source(config: ml_collections.ConfigDict) -> EmbeddedSource:
+@sources.register('embedded')
+def make_source(config: ml_collections.ConfigDict) -> ProceduralSource:
   """The embedded dataset sized by ``config.data.embedded_*``.
 
   ``data.max_dataset_size`` caps the training pairs; pairs are seeded by index, so the
@@ -179,7 +176,7 @@ def make_source(config: ml_collections.ConfigDict) -> EmbeddedSource:
   num_train = d.embedded_num_train
   if d.get('max_dataset_size', -1) > 0:
     num_train = min(num_train, d.max_dataset_size)
-  return EmbeddedSource(
+  return ProceduralSource(
       resolution=d.embedded_resolution, num_train=num_train,
       num_test=d.embedded_num_test, seed=d.get('embedded_seed', DEFAULT_SEED),
       data_dir=d.get('data_dir', '') or None)

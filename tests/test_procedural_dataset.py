@@ -1,12 +1,12 @@
-"""The embedded procedural facades as a TFDS-backed PairedSource."""
+"""The procedural facades (dataset 'embedded') as a TFDS-backed PairedSource."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from conftest import tiny_config
-from p2p_jax.data import embedded, facade_labels, sources, synthetic
-from p2p_jax.data.sources import DataError
+from p2p_jax.data import facade_labels, procedural_dataset, procedural_facades, sources
+from p2p_jax.errors import DataError
 
 RES, N_TRAIN, N_TEST = 32, 7, 3
 
@@ -18,7 +18,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def source(data_dir):
-  return embedded.EmbeddedSource(RES, N_TRAIN, N_TEST, data_dir=data_dir)
+  return procedural_dataset.ProceduralSource(RES, N_TRAIN, N_TEST, data_dir=data_dir)
 
 
 def _read(ds):
@@ -34,10 +34,10 @@ def test_registered_factory_reads_config(data_dir):
   c.data.embedded_num_test = N_TEST
   c.seed = 123  # The training seed must not change the data.
   src = sources.get_source(c)
-  assert isinstance(src, embedded.EmbeddedSource)
+  assert isinstance(src, procedural_dataset.ProceduralSource)
   assert src.name == 'embedded' and src.channels_a == 3 and src.channels_b == 3
-  assert src.config.seed == embedded.DEFAULT_SEED
-  assert src.config.name == embedded.config_name(RES, N_TRAIN, N_TEST, 0)
+  assert src.config.seed == procedural_dataset.DEFAULT_SEED
+  assert src.config.name == procedural_dataset.config_name(RES, N_TRAIN, N_TEST, 0)
   assert sources.io_channels(c, src) == sources.Channels(3, 3)
   c.data.embedded_num_train = 0
   with pytest.raises(DataError):
@@ -57,7 +57,7 @@ def test_examples_match_generator(source):
     assert ex['A'].shape == ex['B'].shape == (RES, RES, 3)
     name = ex['name'].decode()
     i = int(name.split('_')[1])
-    photo, labels, cm = synthetic.generate_pair(synthetic.split_seed('test', i), RES)
+    photo, labels, cm = procedural_facades.generate_pair(procedural_facades.split_seed('test', i), RES)
     np.testing.assert_array_equal(ex['A'], photo)  # PNG: lossless.
     np.testing.assert_array_equal(ex['B'], labels)
     np.testing.assert_array_equal(facade_labels.rgb_to_labels(ex['B']), cm)
@@ -73,15 +73,15 @@ def test_train_test_disjoint(source):
   assert not train_px & {ex['A'].tobytes() for ex in test}
 
 
-def test_process_shards_disjoint_and_cover(source):
-  full = sorted(ex['name'] for ex in _read(source.as_dataset('train')))
+def test_process_shards_are_equal_disjoint_and_contiguous(source):
+  full = [ex['name'] for ex in _read(source.as_dataset('train'))]
   for count in (2, 3):
-    shards = [sorted(ex['name'] for ex in _read(
-        source.as_dataset('train', process_index=i, process_count=count)))
+    shards = [[ex['name'] for ex in _read(
+        source.as_dataset('train', process_index=i, process_count=count))]
               for i in range(count)]
-    flat = [n for s in shards for n in s]
-    assert sorted(flat) == full  # Cover, no duplicates.
-    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    per = N_TRAIN // count  # Equal shards (as every source): the remainder is left out.
+    assert all(len(s) == per for s in shards)
+    assert [n for s in shards for n in s] == full[:per * count]  # In order, no duplicates.
   with pytest.raises(ValueError):
     source.as_dataset('train', process_index=2, process_count=2)
 
@@ -100,12 +100,12 @@ def test_unknown_split(source):
 
 
 def test_sizes_get_separate_copies(data_dir):
-  other = embedded.EmbeddedSource(24, 2, 1, data_dir=data_dir)
+  other = procedural_dataset.ProceduralSource(24, 2, 1, data_dir=data_dir)
   assert other.num_examples('train') == 2
   ex = next(iter(other.as_dataset('train')))
   assert ex['A'].shape == (24, 24, 3)
-  names = {p.name for p in (embedded.epath.Path(data_dir) / embedded.DATASET_NAME).iterdir()}
-  assert embedded.config_name(24, 2, 1, 0) in names
+  names = {p.name for p in (procedural_dataset.epath.Path(data_dir) / procedural_dataset.DATASET_NAME).iterdir()}
+  assert procedural_dataset.config_name(24, 2, 1, 0) in names
   # A second source over the same prepared copy reuses it (no regeneration needed).
-  again = embedded.EmbeddedSource(24, 2, 1, data_dir=data_dir)
+  again = procedural_dataset.ProceduralSource(24, 2, 1, data_dir=data_dir)
   assert again.builder.is_prepared()

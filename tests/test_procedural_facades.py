@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from p2p_jax.data import facade_labels as fl
-from p2p_jax.data import synthetic
+from p2p_jax.data import procedural_facades
 
 
 # --- facade_labels -------------------------------------------------------------------
@@ -74,9 +74,9 @@ def test_rgb_to_labels_jax():
 
 
 def test_deterministic_by_seed():
-  a = synthetic.generate_pair(7, 48)
-  b = synthetic.generate_pair(7, 48)
-  c = synthetic.generate_pair(8, 48)
+  a = procedural_facades.generate_pair(7, 48)
+  b = procedural_facades.generate_pair(7, 48)
+  c = procedural_facades.generate_pair(8, 48)
   for x, y in zip(a, b):
     np.testing.assert_array_equal(x, y)
   assert not np.array_equal(a[0], c[0])
@@ -85,7 +85,7 @@ def test_deterministic_by_seed():
 
 @pytest.mark.parametrize('size', [16, 33, 64, 100])
 def test_shapes_and_types(size):
-  photo, labels, cm = synthetic.generate_pair(3, size)
+  photo, labels, cm = procedural_facades.generate_pair(3, size)
   assert photo.shape == labels.shape == (size, size, 3)
   assert photo.dtype == labels.dtype == np.uint8
   assert cm.shape == (size, size) and cm.dtype == np.int32
@@ -94,19 +94,19 @@ def test_shapes_and_types(size):
 
 
 def test_same_scene_at_every_size():
-  small = synthetic.generate_pair(11, 64)[2]
-  big = synthetic.generate_pair(11, 256)[2]
+  small = procedural_facades.generate_pair(11, 64)[2]
+  big = procedural_facades.generate_pair(11, 256)[2]
   # Nearest-centre subsampling of the big map lands on the small map's pixel centres.
   sub = big[2::4, 2::4]
   assert (sub == small).mean() > 0.9
-  other = synthetic.generate_pair(12, 64)[2]
+  other = procedural_facades.generate_pair(12, 64)[2]
   assert (other == small).mean() < (sub == small).mean()
 
 
 def test_classes_present():
   counts = np.zeros(12)
   for seed in range(30):
-    cm = synthetic.generate_pair(seed, 64)[2]
+    cm = procedural_facades.generate_pair(seed, 64)[2]
     assert {fl.BACKGROUND, fl.FACADE, fl.WINDOW} <= set(np.unique(cm).tolist())
     assert len(np.unique(cm)) >= 4
     counts += np.bincount(cm.ravel(), minlength=12) > 0
@@ -120,7 +120,7 @@ def test_photo_is_not_a_function_of_labels():
   image a class is far from flat."""
   walls, glass = [], []
   for seed in range(12):
-    photo, _, cm = synthetic.generate_pair(seed, 64)
+    photo, _, cm = procedural_facades.generate_pair(seed, 64)
     p = photo.astype(np.float64)
     walls.append(p[cm == fl.FACADE].mean(0))
     glass.append(p[cm == fl.WINDOW].mean(0))
@@ -133,19 +133,19 @@ def test_photo_is_not_a_function_of_labels():
   # Photo colours of one class overlap little with a constant-per-class predictor.
   pooled = []
   for seed in range(6):
-    photo, _, cm = synthetic.generate_pair(100 + seed, 64)
+    photo, _, cm = procedural_facades.generate_pair(100 + seed, 64)
     pooled.append(photo[cm == fl.FACADE].astype(np.float64))
   pooled = np.concatenate(pooled)
   assert np.abs(pooled - pooled.mean(0)).mean() > 10
 
 
 def test_photo_looks_plausible():
-  photo, _, cm = synthetic.generate_pair(5, 64)
+  photo, _, cm = procedural_facades.generate_pair(5, 64)
   p = photo.astype(np.float64).mean(-1)
   # Windows are darker than the wall on average over several images.
   diffs = []
   for seed in range(10):
-    photo, _, cm = synthetic.generate_pair(seed, 64)
+    photo, _, cm = procedural_facades.generate_pair(seed, 64)
     g = photo.astype(np.float64).mean(-1)
     diffs.append(g[cm == fl.FACADE].mean() - g[cm == fl.WINDOW].mean())
   assert np.mean(diffs) > 10, diffs
@@ -153,23 +153,23 @@ def test_photo_looks_plausible():
 
 
 def test_split_seeds_disjoint():
-  tr = {synthetic.split_seed('train', i) for i in range(1000)}
-  te = {synthetic.split_seed('test', i) for i in range(1000)}
-  tr1 = {synthetic.split_seed('train', i, base_seed=1) for i in range(1000)}
+  tr = {procedural_facades.split_seed('train', i) for i in range(1000)}
+  te = {procedural_facades.split_seed('test', i) for i in range(1000)}
+  tr1 = {procedural_facades.split_seed('train', i, base_seed=1) for i in range(1000)}
   assert not tr & te and not tr & tr1 and not te & tr1
   with pytest.raises(ValueError):
-    synthetic.split_seed('bogus', 0)
-  names = [x[0] for x in synthetic.make_split('test', 3, 16)]
+    procedural_facades.split_seed('bogus', 0)
+  names = [x[0] for x in procedural_facades.make_split('test', 3, 16)]
   assert names == ['test_00000', 'test_00001', 'test_00002']
-  a = next(synthetic.make_split('train', 1, 32))[1]
-  b = next(synthetic.make_split('test', 1, 32))[1]
+  a = next(procedural_facades.make_split('train', 1, 32))[1]
+  b = next(procedural_facades.make_split('test', 1, 32))[1]
   assert not np.array_equal(a, b)
 
 
 def test_generation_is_fast():
-  synthetic.generate_pair(0, 256)
+  procedural_facades.generate_pair(0, 256)
   t = time.perf_counter()
   for seed in range(5):
-    synthetic.generate_pair(seed, 256)
+    procedural_facades.generate_pair(seed, 256)
   per = (time.perf_counter() - t) / 5
   assert per < 0.25, per  # ~20 ms on an idle core; generous for loaded CI machines.
