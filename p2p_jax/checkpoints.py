@@ -13,10 +13,8 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from p2p_jax.errors import CheckpointError
 from p2p_jax.train_step import TrainState
-
-
-from p2p_jax.errors import CheckpointError  # noqa: F401  (re-exported)
 
 
 def checkpoint_dir(workdir: str) -> str:

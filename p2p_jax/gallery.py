@@ -1,7 +1,13 @@
-"""A static HTML gallery (``index.html``) of translations: name | input | output(s) | target.
+"""A folder of translations: PNGs per input and a static HTML gallery (``index.html``).
 
-Image links are relative to the gallery's directory, so the folder can be moved or served
-as it is. No JavaScript, no external resources.
+:class:`Writer` writes, per translated input ``<name>``:
+
+* ``<name>.png`` - input | output(s) | target (if there is one), side by side;
+* ``images/<name>_input.png``, ``images/<name>_output[_k].png``, ``images/<name>_target.png``;
+
+and at the end ``index.html``, a table name | input | output(s) | target with the settings
+used. Image links are relative to the gallery's directory, so the folder can be moved or
+served as it is. No JavaScript, no external resources.
 """
 
 from __future__ import annotations
@@ -9,6 +15,11 @@ from __future__ import annotations
 import dataclasses
 import html
 import os
+import re
+
+import numpy as np
+
+from p2p_jax import images
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,3 +89,51 @@ def write(directory: str, rows: list[Row], *, title: str, settings: dict | None 
   with open(path, 'w', encoding='utf-8') as f:
     f.write(render(rows, title=title, settings=settings, display_width=display_width))
   return path
+
+
+def safe_name(name: str) -> str:
+  """A file-name-safe version of ``name`` (path separators become ``__``)."""
+  name = re.sub(r'[^A-Za-z0-9._-]+', '_', name.replace('\\', '/').replace('/', '__'))
+  return name.strip('._') or 'image'
+
+
+class Writer:
+  """Writes the PNGs of translated inputs into ``directory``, then its ``index.html``."""
+
+  def __init__(self, directory: str, num_samples: int = 1):
+    self.directory = directory
+    self.num_samples = int(num_samples)
+    self.rows: list[Row] = []
+    self._used: set[str] = set()
+    os.makedirs(os.path.join(directory, 'images'), exist_ok=True)
+
+  def _unique(self, raw_name: str) -> str:
+    name = safe_name(raw_name)
+    base, n = name, 1
+    while name in self._used:
+      n += 1
+      name = f'{base}_{n}'
+    self._used.add(name)
+    return name
+
+  def _save(self, rel: str, image: np.ndarray) -> str:
+    images.save_png(os.path.join(self.directory, rel), image)
+    return rel
+
+  def add(self, raw_name: str, x: np.ndarray, ys: list[np.ndarray],
+          t: np.ndarray | None = None) -> None:
+    """One input: uint8 input ``x``, outputs ``ys`` and target ``t`` (or None)."""
+    name = self._unique(raw_name)
+    rel_in = self._save(f'images/{name}_input.png', x)
+    rel_outs = tuple(
+        self._save(f'images/{name}_output.png' if self.num_samples == 1 else
+                   f'images/{name}_output_{k + 1}.png', y) for k, y in enumerate(ys))
+    rel_t = self._save(f'images/{name}_target.png', t) if t is not None else None
+    self._save(f'{name}.png', images.row(x, *ys, *([t] if t is not None else [])))
+    self.rows.append(Row(raw_name, rel_in, rel_outs, rel_t))
+
+  def finish(self, *, title: str, settings: dict | None = None,
+             display_width: int | None = None) -> str:
+    """Writes ``index.html``; returns its path."""
+    return write(self.directory, self.rows, title=title, settings=settings,
+                 display_width=display_width)

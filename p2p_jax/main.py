@@ -73,8 +73,8 @@ def run(config, workdir: str | None, mode: str) -> None:
     print(summary.summary_text(config, ch.input, ch.target))
     return
   if mode == 'train_segmenter':  # --workdir optional: a run's dataset and size if given.
-    from p2p_jax import fcn
-    fcn.main(config, workdir)
+    from p2p_jax import train_segmenter
+    train_segmenter.train_segmenter(config, workdir)
     return
   if not workdir:
     raise ConfigError(f'--workdir is required for --mode={mode}.')

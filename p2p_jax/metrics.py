@@ -14,6 +14,7 @@ Conventions: images are float arrays ``[N, H, W, C]`` (or ``[H, W, C]``) with va
 * Segmentation (FCN-score, pix2pix Sec. 4.2, Table 1): :func:`confusion_matrix`
   accumulated over the test set, then :func:`segmentation_scores`: per-pixel accuracy,
   mean per-class accuracy and mean class IoU.
+* :class:`MetricsAccumulator` - all of the above over the batches of an evaluation.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import types
 import dm_pix
 import jax
 import numpy as np
+
+from p2p_jax.data.label_classes import IGNORE, ClassSpec
 
 PSNR_CAP = 100.0  # dB; PSNR of identical images (infinite) is reported as this.
 
@@ -211,7 +214,96 @@ def per_class_scores(conf) -> tuple[np.ndarray, np.ndarray]:
   return acc, iou
 
 
+# ----------------------------------------------------------------------------- accumulation
+
+FCN_KEYS = ('fcn_pixel_acc', 'fcn_class_acc', 'fcn_class_iou',
+            'fcn_real_pixel_acc', 'fcn_real_class_acc', 'fcn_real_class_iou')
+LABEL_KEYS = ('labels_pixel_acc', 'labels_class_acc', 'labels_class_iou')
+
+
+class MetricsAccumulator:
+  """Accumulates the evaluation metrics over batches of (input, output, target) in
+  [-1, 1]: L1, PSNR, SSIM; Lab histograms and chroma (RGB outputs); the FCN-score with a
+  segmenter (labels -> photo); the decoded label accuracy (photo -> labels)."""
+
+  def __init__(self, spec: ClassSpec | None = None, segmenter=None, *,
+               labels_mode: bool = False, fcn_note: str | None = None):
+    """
+    Args:
+      spec: the classes of the dataset's label maps (None: no class metrics).
+      segmenter: FCN-score segmenter (``confusion(photos, class_maps)``), or None.
+      labels_mode: outputs are label maps (photo -> labels): score their decoded classes.
+      fcn_note: why there is no FCN-score; with it the FCN keys are reported as None.
+    """
+    if (segmenter is not None or labels_mode) and spec is None:
+      raise ValueError('class metrics need the class spec of the label maps')
+    self.segmenter = segmenter
+    self.spec = spec
+    self.fcn_note = fcn_note
+    self.labels_mode = bool(labels_mode)
+    self.l1, self.psnr, self.ssim = [], [], []
+    self.hist_fake = self.hist_real = None
+    self.chroma_fake, self.chroma_real = [], []
+    k = self.spec.num_classes if self.spec else 0
+    self.conf_fake = np.zeros((k, k), np.int64)
+    self.conf_real = np.zeros((k, k), np.int64)
+    self.conf_labels = np.zeros((k, k), np.int64)
+    self.count = 0
+
+  def add(self, x, y, t) -> None:
+    x, y, t = (np.asarray(a, np.float32) for a in (x, y, t))
+    self.l1.extend(l1_per_image(y, t))
+    self.psnr.extend(psnr_per_image(y, t))
+    self.ssim.extend(ssim_per_image(y, t))
+    if y.shape[-1] == 3:
+      self.hist_fake = add_histograms(self.hist_fake, lab_histograms(y))
+      self.hist_real = add_histograms(self.hist_real, lab_histograms(t))
+      self.chroma_fake.append(mean_chroma(y) * len(y))
+      self.chroma_real.append(mean_chroma(t) * len(t))
+    if self.segmenter is not None:
+      classes = self.spec.decode_model_image(x)
+      self.conf_fake += self.segmenter.confusion(y, classes)
+      self.conf_real += self.segmenter.confusion(t, classes)
+    if self.labels_mode and y.shape[-1] == 3:
+      self.conf_labels += confusion_matrix(
+          self.spec.decode_model_image(y), self.spec.decode_model_image(t),
+          self.spec.num_classes, IGNORE)
+    self.count += len(y)
+
+  def result(self) -> dict:
+    out: dict = {'l1': float(np.mean(self.l1)), 'psnr': float(np.mean(self.psnr)),
+                 'ssim': float(np.mean(self.ssim))}
+    if self.hist_fake is not None:
+      for ch in 'Lab':
+        out[f'hist_intersection_{ch}'] = histogram_intersection(
+            self.hist_fake[ch], self.hist_real[ch])
+      out['chroma_fake'] = float(np.sum(self.chroma_fake) / self.count)
+      out['chroma_real'] = float(np.sum(self.chroma_real) / self.count)
+    if self.segmenter is not None:
+      for prefix, conf in (('fcn_', self.conf_fake), ('fcn_real_', self.conf_real)):
+        for k, v in segmentation_scores(conf).items():
+          out[prefix + k] = v
+    elif self.fcn_note is not None:
+      out.update({k: None for k in FCN_KEYS})
+    if self.labels_mode and self.conf_labels.sum():
+      for k, v in segmentation_scores(self.conf_labels).items():
+        out['labels_' + k] = v
+    return out
+
+  def per_class(self) -> dict | None:
+    if self.segmenter is None:
+      return None
+    acc_f, iou_f = per_class_scores(self.conf_fake)
+    acc_r, iou_r = per_class_scores(self.conf_real)
+    clean = lambda v: None if np.isnan(v) else round(float(v), 4)  # noqa: E731
+    return {name: {'acc': clean(acc_f[i]), 'iou': clean(iou_f[i]),
+                   'real_acc': clean(acc_r[i]), 'real_iou': clean(iou_r[i]),
+                   'pixels': int(self.conf_fake[i].sum())}
+            for i, name in enumerate(self.spec.names)}
+
+
 __all__ = ['PSNR_CAP', 'l1', 'psnr', 'ssim', 'l1_per_image', 'psnr_per_image',
            'ssim_per_image', 'rgb_to_lab', 'lab_histograms', 'add_histograms',
            'histogram_intersection', 'mean_chroma', 'confusion_matrix',
-           'segmentation_scores', 'per_class_scores']
+           'segmentation_scores', 'per_class_scores', 'FCN_KEYS', 'LABEL_KEYS',
+           'MetricsAccumulator']

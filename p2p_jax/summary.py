@@ -12,6 +12,7 @@ import numpy as np
 
 from p2p_jax import losses
 from p2p_jax.models import build_discriminator, build_generator
+from p2p_jax.rng import make_key
 
 
 def _rows(tree, prefix=''):
@@ -42,8 +43,8 @@ def count_params(config: ml_collections.ConfigDict, input_channels: int,
   y = jnp.zeros((1, s, s, output_channels))
   g = build_generator(config, output_channels)
   d = build_discriminator(config)
-  gv = jax.eval_shape(lambda: g.init(jax.random.key(0), x, train=False))
-  dv = jax.eval_shape(lambda: d.init(jax.random.key(0),
+  gv = jax.eval_shape(lambda: g.init(make_key(0), x, train=False))
+  dv = jax.eval_shape(lambda: d.init(make_key(0),
                                      losses.d_input(x, y, config.loss.conditional_d),
                                      train=False))
   return gv['params'], dv['params']

@@ -23,12 +23,10 @@ from clu import metric_writers
 
 from p2p_jax import allocator, checkpoints, images, inference
 from p2p_jax.rng import make_key
-from p2p_jax.models.factory import ConfigError, check_image_size
+from p2p_jax.errors import CheckpointError, ConfigError, TrainingError
+from p2p_jax.models.factory import check_image_size
 from p2p_jax.parallel import DataParallel, check_batch
 from p2p_jax.train_step import TrainState, create_train_state
-
-
-from p2p_jax.errors import TrainingError  # noqa: F401  (re-exported)
 
 
 # Fields whose change makes an existing checkpoint unusable.
@@ -66,7 +64,7 @@ def _check_compatible(saved: ml_collections.ConfigDict, config: ml_collections.C
            for k in config.model if k in saved.model and saved.model[k] != config.model[k]
            and k not in ('conv_transpose_impl', 'conv_impl', 'sync_batch_stats')]
   if diffs:
-    raise checkpoints.CheckpointError(
+    raise CheckpointError(
         'The workdir holds checkpoints of a different model:\n  ' + '\n  '.join(diffs) +
         '\nUse a new --workdir, or the same model settings.')
 
@@ -242,8 +240,8 @@ def _make_periodic_evaluator(config, workdir, source, nets, writer):
   """Periodic evaluation on a fixed subset (``eval_every_steps``), or None when disabled."""
   if config.eval_every_steps <= 0:
     return None
-  from p2p_jax import evaluate
-  return evaluate.make_periodic_evaluator(config, workdir, source, nets, writer)
+  from p2p_jax import evaluation
+  return evaluation.make_periodic_evaluator(config, source, nets, writer)
 
 
 def _write_train_stats(workdir, config, start_step, step, elapsed, steady, loop_end) -> None:

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from p2p_jax import evaluate, fcn, metrics
+from p2p_jax import evaluate, evaluation, metrics, train_segmenter
+from p2p_jax.data import label_classes
+from p2p_jax.segmenter import cache as segmenter_cache
+from p2p_jax.segmenter import training as segmenter_training
 from p2p_jax.checkpoints import Checkpointer
 from p2p_jax.data import facade_labels, pipeline, sources
 from p2p_jax.train_step import create_train_state, make_networks
@@ -49,7 +52,7 @@ def save_untrained_checkpoint(workdir, config):
 
 @pytest.fixture(scope='module')
 def segmenter(cache):
-  return fcn.get_segmenter(eval_config(cache))
+  return segmenter_training.load_or_train(eval_config(cache))
 
 
 @pytest.fixture(scope='module')
@@ -96,7 +99,7 @@ def test_identical_outputs_score_perfectly_and_noise_poorly(segmenter):
   c = tiny_config()
   batch = next(pipeline.as_numpy(pipeline.eval_dataset(c, sources.get_source(c), 4)))
   x, t = batch['input'], batch['target']
-  same = evaluate.MetricsAccumulator(c, segmenter)
+  same = evaluation.metrics_accumulator(c, segmenter)
   same.add(x, t, t)
   m = same.result()
   assert m['l1'] == 0.0 and m['psnr'] == metrics.PSNR_CAP
@@ -105,7 +108,7 @@ def test_identical_outputs_score_perfectly_and_noise_poorly(segmenter):
     assert m[f'hist_intersection_{ch}'] == pytest.approx(1.0)
   for k in ('pixel_acc', 'class_acc', 'class_iou'):
     assert m[f'fcn_{k}'] == m[f'fcn_real_{k}']
-  noisy = evaluate.MetricsAccumulator(c, segmenter)
+  noisy = evaluation.metrics_accumulator(c, segmenter)
   noisy.add(x, np.random.default_rng(1).uniform(-1, 1, t.shape).astype(np.float32), t)
   n = noisy.result()
   assert n['l1'] > 0.3 and n['psnr'] < 15 and n['ssim'] < 0.2
@@ -118,7 +121,7 @@ def test_photo_to_labels_run_has_no_fcn_score_but_label_accuracy(tmp_path, cache
   save_untrained_checkpoint(str(tmp_path), c)
   c.sample.max_images = 2
   m = evaluate.evaluate(c, str(tmp_path))
-  assert all(m[k] is None for k in evaluate.FCN_KEYS)
+  assert all(m[k] is None for k in metrics.FCN_KEYS)
   assert 'photo -> labels' in m['notes'][0]
   assert 0.0 <= m['labels_pixel_acc'] <= 1.0 and m['num_images'] == 2
   assert json.load(open(tmp_path / 'metrics.json'))['fcn_pixel_acc'] is None
@@ -136,7 +139,7 @@ def test_periodic_evaluator_on_a_fixed_subset(run, segmenter, cache):
   workdir, state, nets = run
   c = eval_config(cache, eval_every_steps=1, num_eval_images=2)
   writer = _Writer()
-  ev = evaluate.make_periodic_evaluator(c, workdir, sources.get_source(c), nets, writer)
+  ev = evaluation.make_periodic_evaluator(c, sources.get_source(c), nets, writer)
   m1 = ev(5, state)
   m2 = ev(6, state)
   assert m1 == m2  # Fixed subset, fixed noise: the same state scores the same.
@@ -148,39 +151,41 @@ def test_periodic_evaluator_on_a_fixed_subset(run, segmenter, cache):
 
 def test_train_segmenter_mode_reuses_the_cache(run, segmenter, cache, capsys):
   workdir, _, _ = run
-  seg = fcn.main(eval_config(cache), workdir)
+  seg = train_segmenter.train_segmenter(eval_config(cache), workdir)
   lines = capsys.readouterr().out.strip().splitlines()
   assert lines[-1] == seg.path == segmenter.path
   assert lines[-2].startswith('segmenter on real test photos: pixel acc')
 
 
 def test_class_decoding_per_dataset():
-  f = fcn.class_spec('facades')
+  f = label_classes.class_spec('facades')
   np.testing.assert_array_equal(f.decode(facade_labels.PALETTE), np.arange(12))
-  assert fcn.class_spec('embedded').num_classes == 12
-  cs = fcn.class_spec('cityscapes')
+  assert label_classes.class_spec('embedded').num_classes == 12
+  cs = label_classes.class_spec('cityscapes')
   assert cs.num_classes == 19
-  colours = np.array([c for _, _, c in fcn.CITYSCAPES_LABELS], np.uint8)
+  colours = np.array([c for _, _, c in label_classes.CITYSCAPES_LABELS], np.uint8)
   np.testing.assert_array_equal(cs.decode(colours),
-                                [t for _, t, _ in fcn.CITYSCAPES_LABELS])
+                                [t for _, t, _ in label_classes.CITYSCAPES_LABELS])
   # JPEG-like noise still decodes to the nearest colour; void stays ignored.
   noisy = np.clip(colours.astype(int) + 3, 0, 255)
   assert (cs.decode(noisy) == cs.decode(colours)).all()
   assert cs.decode(np.array([[128, 64, 128], [0, 0, 0], [0, 0, 142]])).tolist() == [0, 255, 13]
-  assert fcn.class_spec('maps') is None and fcn.class_spec('custom') is None
+  assert label_classes.class_spec('maps') is None and label_classes.class_spec('custom') is None
 
 
 def test_fcn_applies_only_to_labels_to_photo_runs(cache):
-  assert fcn.fcn_not_applicable(tiny_config()) is None
-  assert 'photo -> labels' in fcn.fcn_not_applicable(tiny_config(**{'data.direction': 'AtoB'}))
-  assert 'no known label classes' in fcn.fcn_not_applicable(
+  assert evaluation.fcn_not_applicable(tiny_config()) is None
+  assert 'photo -> labels' in evaluation.fcn_not_applicable(
+      tiny_config(**{'data.direction': 'AtoB'}))
+  assert 'no known label classes' in evaluation.fcn_not_applicable(
       tiny_config(**{'data.dataset': 'maps'}))
   # The cache key follows dataset, size and segmenter settings, not the run's direction.
   base = eval_config(cache)
-  assert fcn.cache_dir(base) == fcn.cache_dir(eval_config(cache, **{'data.direction': 'AtoB'}))
-  assert fcn.cache_dir(base) != fcn.cache_dir(eval_config(cache, image_size=64))
+  cache_dir = segmenter_cache.cache_dir
+  assert cache_dir(base) == cache_dir(eval_config(cache, **{'data.direction': 'AtoB'}))
+  assert cache_dir(base) != cache_dir(eval_config(cache, image_size=64))
   other = eval_config(cache)
   other.fcn.num_steps = 101
-  assert fcn.cache_dir(base) != fcn.cache_dir(other)
-  assert fcn.cache_dir(base).startswith(os.path.join(cache, 'p2p_jax', 'segmenters',
-                                                     'embedded_32_'))
+  assert cache_dir(base) != cache_dir(other)
+  assert cache_dir(base).startswith(os.path.join(cache, 'p2p_jax', 'segmenters',
+                                                 'embedded_32_'))

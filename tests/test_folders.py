@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import tiny_config
-from p2p_jax.data import folders, sources
+from p2p_jax.data import folders, image_files, pipeline, sources
 from p2p_jax.errors import DataError
 
 H, W = 20, 30  # Non-square, small.
@@ -291,3 +291,42 @@ def test_pipeline_batches_non_square_gray_and_rgb(tmp_path, direction, channels)
   assert batch['input'].shape == (2, 32, 32, channels[0])
   assert batch['target'].shape == (2, 32, 32, channels[1])
   assert -1.0 <= batch['input'].min() and batch['target'].max() <= 1.0
+
+
+# --------------------------------------------------------------------------- one listing
+
+
+def test_image_files_list_and_name_rules(tmp_path):
+  for rel in ('b.PNG', 'a.jpg', 'sub/c.webp', 'sub/.hidden.png', '.dot/d.png', 'skip/e.png',
+              'notes.txt', 'sub/deeper/f.tif'):
+    (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / rel).write_bytes(b'')
+  found = [p.relative_to(tmp_path).as_posix()
+           for p in image_files.list_images(tmp_path, skip=('skip',))]
+  assert found == ['a.jpg', 'b.PNG', 'sub/c.webp', 'sub/deeper/f.tif']
+  assert image_files.is_image_name('x/y.JPEG') and not image_files.is_image_name('x/.y.png')
+  assert not image_files.is_image_name('y.gif')
+
+
+def test_folder_source_and_sampling_share_the_listing(tmp_path):
+  """The custom dataset lists a split with the same rule as sampling a folder does."""
+  _pairs_dir(tmp_path, 'train', 2, layout='b')
+  (tmp_path / 'train' / 'A' / 'sub').mkdir()
+  _save(tmp_path / 'train' / 'A' / 'sub' / '9.bmp', _img(3))
+  _save(tmp_path / 'train' / 'B' / 'sub' / '9.png', _img(4))
+  (tmp_path / 'train' / 'A' / '.x.png').write_bytes(b'')  # Hidden: ignored by both.
+  src = folders.FolderSource(str(tmp_path))
+  listed = sorted(str(p.a.path) for p in src.pairs('train'))
+  assert listed == sorted(str(p) for p in image_files.list_images(tmp_path / 'train' / 'A'))
+  names = [n for b in pipeline.image_folder_batches(str(tmp_path / 'train' / 'A'), 1, 32, 2)
+           for n in b['name']]
+  assert sorted(names) == sorted(p.name for p in src.pairs('train')) == ['0', '1', 'sub/9']
+
+
+def test_process_shard_is_the_one_rule_of_every_source():
+  assert [sources.process_shard(7, i, 3) for i in range(3)] == [(0, 2), (2, 4), (4, 6)]
+  assert sources.process_shard(5, 0, 1) == (0, 5)
+  with pytest.raises(DataError, match='fewer than the 3 processes'):
+    sources.process_shard(2, 0, 3)
+  with pytest.raises(ValueError, match='process_index 3 not in'):
+    sources.process_shard(7, 3, 3)

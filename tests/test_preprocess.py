@@ -131,3 +131,34 @@ def test_works_inside_tf_function_with_dynamic_shapes():
   a, b = _pair()
   x, y = f(a, b, tf.constant([5, 6], tf.int64))
   assert x.shape == (32, 32, 1) and y.shape == (32, 32, 3)
+
+
+# --------------------------------------------------------------------------- one resize
+
+
+def test_a_sampled_image_is_resized_exactly_as_the_eval_split(tmp_path):
+  """Sampling a folder (pipeline.image_input) prepares an image as the eval pipeline
+  prepares the same image in a dataset: the training resize (bicubic, antialiased)."""
+  from PIL import Image
+
+  from conftest import tiny_config
+  from p2p_jax.data import pipeline, sources
+
+  rng = np.random.default_rng(3)
+  photo = rng.integers(0, 256, (40, 60, 3), np.uint8)
+  for side, x in (('A', photo), ('B', photo[..., :1].repeat(3, -1))):
+    (tmp_path / 'test' / side).mkdir(parents=True)
+    Image.fromarray(x).save(tmp_path / 'test' / side / 'p.png')
+  c = tiny_config(**{'data.dataset': 'custom', 'data.data_path': str(tmp_path),
+                     'data.direction': 'AtoB', 'data.eval_split': 'test',
+                     'data.train_split': 'test', 'data.preprocess': 'resize_and_crop'})
+  batch = next(pipeline.eval_batches(c, 1, source=sources.get_source(c)))
+  sampled = pipeline.image_input(tmp_path / 'test' / 'A' / 'p.png', c.image_size, 3)
+  assert sampled.shape == batch['input'][0].shape == (32, 32, 3)
+  np.testing.assert_allclose(sampled, batch['input'][0], atol=1e-6)
+  # The same array, a PIL image or a path give the same input.
+  np.testing.assert_array_equal(pipeline.image_input(photo, 32, 3), sampled)
+  # Not the bilinear resize sampling used before (the test can tell them apart).
+  bilinear = np.asarray(Image.fromarray(photo).resize((32, 32), Image.BILINEAR),
+                        np.float32) / 127.5 - 1.0
+  assert np.abs(bilinear - sampled).max() > 0.05

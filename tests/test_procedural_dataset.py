@@ -57,7 +57,8 @@ def test_examples_match_generator(source):
     assert ex['A'].shape == ex['B'].shape == (RES, RES, 3)
     name = ex['name'].decode()
     i = int(name.split('_')[1])
-    photo, labels, cm = procedural_facades.generate_pair(procedural_facades.split_seed('test', i), RES)
+    photo, labels, cm = procedural_facades.generate_pair(
+        procedural_facades.split_seed('test', i), RES)
     np.testing.assert_array_equal(ex['A'], photo)  # PNG: lossless.
     np.testing.assert_array_equal(ex['B'], labels)
     np.testing.assert_array_equal(facade_labels.rgb_to_labels(ex['B']), cm)
@@ -104,7 +105,8 @@ def test_sizes_get_separate_copies(data_dir):
   assert other.num_examples('train') == 2
   ex = next(iter(other.as_dataset('train')))
   assert ex['A'].shape == (24, 24, 3)
-  names = {p.name for p in (procedural_dataset.epath.Path(data_dir) / procedural_dataset.DATASET_NAME).iterdir()}
+  prepared = procedural_dataset.epath.Path(data_dir) / procedural_dataset.DATASET_NAME
+  names = {p.name for p in prepared.iterdir()}
   assert procedural_dataset.config_name(24, 2, 1, 0) in names
   # A second source over the same prepared copy reuses it (no regeneration needed).
   again = procedural_dataset.ProceduralSource(24, 2, 1, data_dir=data_dir)

@@ -9,7 +9,9 @@ import pytest
 from conftest import tiny_config
 from PIL import Image
 
-from p2p_jax import sample, train
+from p2p_jax import images, inference, restore, sample, train
+from p2p_jax.data import pipeline
+from p2p_jax.rng import make_key
 from p2p_jax.errors import CheckpointError, ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,7 +36,7 @@ def sample_config(**overrides):
 
 @pytest.fixture(scope='module')
 def translator(workdir):
-  return sample.Translator.from_workdir(workdir, config=sample_config())
+  return inference.Translator.from_workdir(workdir, config=sample_config())
 
 
 def test_sample_writes_pngs_and_gallery(workdir, capsys):
@@ -83,13 +85,13 @@ def test_model_comes_from_the_checkpoint_paths_and_sample_from_the_command_line(
   cli.data.data_dir = '/elsewhere/tfds'
   cli.data.manual_dir = ''
   cli.sample.seed = 5
-  config, step, channels = sample.merged_config(cli, workdir)
+  config, step, channels = restore.workdir_config(cli, workdir)
   assert step == 2 and channels == (3, 3)
   assert config.model.ngf == 8 and config.image_size == 32
   assert config.data.data_dir == '/elsewhere/tfds'
   assert config.data.direction == 'BtoA' and config.sample.seed == 5
   # No command-line config at all: the checkpoint's own settings, default sample section.
-  config, _, _ = sample.merged_config(None, workdir)
+  config, _, _ = restore.workdir_config(None, workdir)
   assert config.model.ngf == 8 and config.sample.paper_mode is True
 
 
@@ -97,12 +99,20 @@ def _inputs(n=2, size=32, seed=0):
   return np.random.default_rng(seed).uniform(-1, 1, (n, size, size, 3)).astype(np.float32)
 
 
+def test_dropout_keys_are_the_projects_keys():
+  import jax
+  k = inference.sample_key(3, 1, 2)
+  assert jax.random.key_impl(k) == jax.random.key_impl(make_key(0))
+  assert (jax.random.key_data(k) ==
+          jax.random.key_data(jax.random.fold_in(jax.random.fold_in(make_key(3), 1), 2))).all()
+
+
 def test_same_checkpoint_and_seed_reproduce_the_samples(workdir, translator):
   x = _inputs()
   a = translator.translate(x, index=0)
-  b = sample.Translator.from_workdir(workdir, seed=0).translate(x, index=0)
+  b = inference.Translator.from_workdir(workdir, seed=0).translate(x, index=0)
   np.testing.assert_array_equal(a, b)
-  c = sample.Translator.from_workdir(workdir, seed=1).translate(x, index=0)
+  c = inference.Translator.from_workdir(workdir, seed=1).translate(x, index=0)
   assert np.abs(a - c).max() > 1e-4  # Another seed: other dropout noise.
   # Whole runs too: the same files, byte for byte.
   o1 = sample.sample(sample_config(output_dir=os.path.join(workdir, 'r1'), max_images=2),
@@ -116,15 +126,15 @@ def test_same_checkpoint_and_seed_reproduce_the_samples(workdir, translator):
 
 def test_paper_mode_and_conventional_mode_differ_as_described(workdir, translator):
   x = _inputs(3)
-  conv0 = sample.Translator(translator.restored, paper_mode=False, seed=0)
-  conv1 = sample.Translator(translator.restored, paper_mode=False, seed=1)
+  conv0 = inference.Translator(translator.restored, paper_mode=False, seed=0)
+  conv1 = inference.Translator(translator.restored, paper_mode=False, seed=1)
   # Conventional: no dropout noise (seed irrelevant), running averages (an image's output
   # does not depend on the rest of its batch).
   np.testing.assert_array_equal(conv0.translate(x), conv1.translate(x))
   np.testing.assert_allclose(conv0.translate(x)[:1], conv0.translate(x[:1]), atol=1e-5)
   # Paper: dropout noise (seed matters) and the batch's own statistics (the rest of the
   # batch changes an image's output).
-  paper1 = sample.Translator(translator.restored, paper_mode=True, seed=1)
+  paper1 = inference.Translator(translator.restored, paper_mode=True, seed=1)
   assert np.abs(translator.translate(x) - paper1.translate(x)).max() > 1e-4
   other = x.copy()
   other[1:] = _inputs(2, seed=9)  # Same first image and shapes (so same dropout masks).
@@ -155,6 +165,10 @@ def test_a_folder_of_images(workdir, tmp_path):
   assert files == ['sub__gray_input.png', 'sub__gray_output.png', 'wide_input.png',
                    'wide_output.png']
   assert Image.open(os.path.join(out, 'images', 'wide_output.png')).size == (32, 32)
+  # The input is resized as training data is (bicubic; see test_preprocess).
+  np.testing.assert_array_equal(
+      np.asarray(Image.open(os.path.join(out, 'images', 'wide_input.png'))),
+      images.to_uint8(pipeline.image_input(d / 'wide.png', 32, 3)))
   html = open(os.path.join(out, 'index.html')).read()
   assert '<th>target</th>' not in html and 'sub/gray' in html
 

@@ -119,7 +119,6 @@ def split_aligned(data: bytes) -> tuple[Image.Image, Image.Image]:
   return im.crop((0, 0, half, h)), im.crop((half, 0, 2 * half, h))
 
 
-
 def archive_kind(path: Path) -> str | None:
   name = path.name.lower()
   if name.endswith('.zip'):

@@ -155,7 +155,6 @@ def resolve_manual(path: str | os.PathLike, name: str):
   return layout
 
 
-
 # ----------------------------------------------------------------------------------------
 # The builder.
 

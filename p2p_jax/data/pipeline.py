@@ -5,17 +5,23 @@ enumerate -> skip to the resume position -> per-example jitter/mirror seeded by 
 example's position in the stream -> batch -> prefetch. The stream is therefore a pure
 function of (seed, position): resuming at step N yields exactly the batches an
 uninterrupted run would have seen.
+
+Eval: one deterministic pass, no jitter (:func:`eval_dataset`; as numpy batches with str
+names: :func:`eval_batches`). Single images and folders of them (for sampling) are
+prepared with the eval split's resize: :func:`image_input`, :func:`image_folder_batches`.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Iterator
 
 import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from p2p_jax.data import preprocess, sources
+from p2p_jax.data import image_files, preprocess, sources
+from p2p_jax.errors import DataError
 
 CACHE_MAX_EXAMPLES = 5000  # Cache decoded pairs in memory for datasets up to this size.
 
@@ -92,3 +98,52 @@ def as_numpy(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
 def steps_per_epoch(config: ml_collections.ConfigDict, source: sources.PairedSource) -> int:
   n = source.num_examples(config.data.train_split)
   return max(1, n // config.batch_size)
+
+
+def data_config_at(config: ml_collections.ConfigDict, size: int) -> ml_collections.ConfigDict:
+  """``config`` whose eval pipeline yields ``size`` x ``size`` images."""
+  c = ml_collections.ConfigDict(config.to_dict())
+  c.image_size = int(size)
+  if c.data.get('load_size', 0) < size:
+    c.data.load_size = int(size)
+  return c
+
+
+def eval_batches(config: ml_collections.ConfigDict, batch_size: int, *,
+                 size: int | None = None, max_examples: int = -1,
+                 source: sources.PairedSource | None = None) -> Iterator[dict]:
+  """The eval split as numpy batches {'input', 'target', 'name' (list of str)}, at
+  ``size`` px (default ``config.image_size``)."""
+  c = config if size is None else data_config_at(config, size)
+  source = source or sources.get_source(c)
+  for b in as_numpy(eval_dataset(c, source, batch_size, max_examples=max_examples)):
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in b['name']]
+    yield {'input': b['input'], 'target': b['target'], 'name': names}
+
+
+def image_input(image, size: int, channels: int) -> np.ndarray:
+  """One image (path, PIL image or uint8 array) -> float32 [size, size, channels] in
+  [-1, 1], resized as the eval split is (:func:`preprocess.resize`, then clipped)."""
+  x = tf.image.convert_image_dtype(image_files.read_uint8(image, channels), tf.float32)
+  x = tf.clip_by_value(preprocess.resize(x, size, size), 0.0, 1.0)
+  return (x * 2.0 - 1.0).numpy()
+
+
+def image_folder_batches(root: str, channels: int, size: int, batch_size: int,
+                         max_images: int = -1) -> Iterator[dict]:
+  """Every image under ``root`` (recursively, sorted) as batches {'input', 'name'}, each
+  resized to ``size`` x ``size``; names are paths relative to ``root`` without extension."""
+  root = os.path.abspath(os.path.expanduser(root))
+  if not os.path.isdir(root):
+    raise DataError(f'sample.input_dir {root} is not a directory.')
+  files = [str(f) for f in image_files.list_images(root)]
+  if not files:
+    raise DataError(f'sample.input_dir {root} holds no images '
+                    f'({", ".join(image_files.IMAGE_EXTENSIONS)}).')
+  if max_images > 0:
+    files = files[:max_images]
+  for i in range(0, len(files), batch_size):
+    chunk = files[i:i + batch_size]
+    x = np.stack([image_input(f, size, channels) for f in chunk])
+    names = [os.path.splitext(os.path.relpath(f, root))[0] for f in chunk]
+    yield {'input': x, 'name': names}

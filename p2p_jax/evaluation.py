@@ -1,0 +1,154 @@
+"""Evaluating a generator: which metrics apply to a run, running them, periodic evaluation.
+
+The metrics themselves are in :mod:`p2p_jax.metrics`; the FCN-score's segmenter in
+:mod:`p2p_jax.segmenter`. Used by ``--mode=evaluate`` (:mod:`p2p_jax.evaluate`),
+``--mode=train_segmenter`` and, during training, :func:`make_periodic_evaluator`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable
+
+import ml_collections
+import numpy as np
+from absl import logging
+
+from p2p_jax import inference, metrics, restore
+from p2p_jax.data.label_classes import class_spec
+from p2p_jax.segmenter import cache as segmenter_cache
+from p2p_jax.segmenter import training as segmenter_training
+from p2p_jax.segmenter.model import TrainedSegmenter, segmenter_config
+
+
+def input_side(config: ml_collections.ConfigDict) -> str:
+  """The dataset side ('A' or 'B') the generator translates from."""
+  return 'A' if config.data.direction == 'AtoB' else 'B'
+
+
+def fcn_not_applicable(config: ml_collections.ConfigDict) -> str | None:
+  """None if the FCN-score applies to this run (labels -> photo on a dataset with
+  classes), else the reason it does not."""
+  spec = class_spec(config.data.dataset)
+  if spec is None:
+    return (f'dataset {config.data.dataset!r} has no known label classes (FCN-score needs '
+            'embedded, facades or cityscapes)')
+  if input_side(config) != spec.label_side:
+    return (f'the run translates photo -> labels (direction {config.data.direction}); '
+            'FCN-score measures generated photos')
+  return None
+
+
+def metrics_accumulator(config: ml_collections.ConfigDict,
+                        segmenter: TrainedSegmenter | None = None,
+                        fcn_note: str | None = None) -> metrics.MetricsAccumulator:
+  """An accumulator of the metrics that apply to ``config``'s run."""
+  spec = class_spec(config.data.dataset)
+  labels_mode = spec is not None and input_side(config) == spec.photo_side
+  return metrics.MetricsAccumulator(spec, segmenter, labels_mode=labels_mode,
+                                    fcn_note=fcn_note)
+
+
+def run_metrics(translate: Callable[[np.ndarray, int], np.ndarray], batches: Iterable[dict],
+                config: ml_collections.ConfigDict, segmenter: TrainedSegmenter | None = None,
+                fcn_note: str | None = None) -> metrics.MetricsAccumulator:
+  """``translate(x, batch_index) -> y`` over ``batches`` of {'input', 'target'}."""
+  acc = metrics_accumulator(config, segmenter, fcn_note)
+  for i, b in enumerate(batches):
+    acc.add(b['input'], translate(b['input'], i), b['target'])
+  return acc
+
+
+def scalars(m: dict) -> dict:
+  """The finite numbers of a metrics dict, as TensorBoard scalars ``eval/<metric>``."""
+  return {f'eval/{k}': v for k, v in m.items()
+          if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None
+          and np.isfinite(v)}
+
+
+def json_safe(v):
+  """NaN / infinity -> None (null), so a metrics file is strict JSON."""
+  if isinstance(v, dict):
+    return {k: json_safe(x) for k, x in v.items()}
+  if isinstance(v, (list, tuple)):
+    return [json_safe(x) for x in v]
+  if isinstance(v, float) and not np.isfinite(v):
+    return None
+  return v
+
+
+def format_table(m: dict) -> str:
+  """One line per metric: name and value (``n/a`` for None)."""
+  lines = []
+  for k, v in m.items():
+    if isinstance(v, float):
+      lines.append(f'  {k:24s} {v:.4f}')
+    elif v is None:
+      lines.append(f'  {k:24s} n/a')
+  return '\n'.join(lines)
+
+
+def score_real_photos(config: ml_collections.ConfigDict, seg: TrainedSegmenter, source=None,
+                      max_examples: int = -1, batch_size: int = 8) -> dict[str, float]:
+  """FCN-scores of the real photos of the eval split (the upper bound of Table 1)."""
+  from p2p_jax.data import pipeline, sources  # TensorFlow only from here.
+
+  source = source or sources.get_source(config)
+  dcfg = segmenter_training.data_config(config, segmenter_config(config))
+  photo_key = 'input' if seg.spec.photo_side == 'A' else 'target'
+  label_key = 'target' if photo_key == 'input' else 'input'
+  conf = np.zeros((seg.spec.num_classes,) * 2, np.int64)
+  for batch in pipeline.as_numpy(pipeline.eval_dataset(dcfg, source, batch_size,
+                                                       max_examples=max_examples)):
+    conf += seg.confusion(batch[photo_key], seg.spec.decode_model_image(batch[label_key]))
+  return metrics.segmentation_scores(conf)
+
+
+def make_periodic_evaluator(config: ml_collections.ConfigDict, source, nets, writer):
+  """For training: ``evaluator(step, state)`` computes the metrics of the first
+  ``config.num_eval_images`` images of the eval split (a fixed subset, a fixed dropout
+  key, paper mode) and writes them as ``eval/<metric>`` scalars.
+
+  The FCN-score is included when the segmenter for this config is already cached (train
+  it with ``--mode=train_segmenter``); periodic evaluation never trains it."""
+  from p2p_jax.data import pipeline  # TensorFlow only from here.
+
+  n = max(1, int(config.num_eval_images))
+  bs = restore.sample_batch_size(config)
+  subset = list(pipeline.as_numpy(pipeline.eval_dataset(config, source, bs, max_examples=n)))
+  generate = inference.make_generate_fn(nets.g, paper_mode=True)
+  seed = int(config.sample.get('seed', 0)) if 'sample' in config else 0
+  note = fcn_not_applicable(config)
+  said = []
+
+  def segmenter():
+    if note is not None:
+      return None
+    seg = segmenter_cache.load(config)
+    if seg is None and not said:
+      said.append(True)
+      logging.info('Periodic evaluation without FCN-score: no cached segmenter in %s (run '
+                   '--mode=train_segmenter once to include it).',
+                   segmenter_cache.cache_dir(config))
+    return seg
+
+  seg_cache = []
+
+  def evaluator(step: int, state) -> dict:
+    t0 = time.time()
+    if not seg_cache or seg_cache[0] is None:
+      seg_cache[:] = [segmenter()]
+    params, stats = state.g_params, state.g_batch_stats
+
+    def translate(x, i):
+      return np.asarray(generate(params, stats, x, inference.sample_key(seed, i)))
+
+    acc = run_metrics(translate, subset, config, seg_cache[0])
+    m = acc.result()
+    writer.write_scalars(int(step), scalars(m))
+    logging.info('eval at step %d on %d image(s) (%.1f s): %s', int(step), acc.count,
+                 time.time() - t0, ', '.join(f'{k} {v:.4f}' for k, v in m.items()
+                                              if isinstance(v, float)))
+    return m
+
+  return evaluator
