@@ -5,7 +5,6 @@ import json
 import math
 import os
 
-import jax
 import ml_collections
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from p2p_jax.segmenter import cache as segmenter_cache
 from p2p_jax.segmenter import training as segmenter_training
 from p2p_jax.checkpoints import Checkpointer
 from p2p_jax.data import facade_labels, pipeline, sources
+from p2p_jax.rng import make_key
 from p2p_jax.train_step import create_train_state, make_networks
 
 REQUIRED = ('l1', 'psnr', 'ssim', 'fcn_pixel_acc', 'fcn_class_acc', 'fcn_class_iou',
@@ -42,7 +42,7 @@ def save_untrained_checkpoint(workdir, config):
   ch = sources.io_channels(config)
   nets = make_networks(config, ch.target)
   s = config.image_size
-  state = create_train_state(nets, jax.random.key(0), (s, s, ch.input), ch.target)
+  state = create_train_state(nets, make_key(0), (s, s, ch.input), ch.target)
   ckpt = Checkpointer(workdir)
   ckpt.save(0, state, config, (ch.input, ch.target))
   ckpt.wait()
