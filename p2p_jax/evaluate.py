@@ -66,7 +66,7 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str) -> dict:
   batches = pipeline.eval_batches(c, bs, size=c.image_size, max_examples=s.max_images,
                                   source=source)
   t0 = time.time()
-  acc = evaluation.run_metrics(lambda x, i: translator.translate(x, i), batches, c, segmenter, note)
+  acc = evaluation.run_metrics(translator.translate, batches, c, segmenter, note)
   if acc.count == 0:
     raise DataError(f'The {c.data.eval_split} split is empty.')
   result = acc.result()
@@ -77,8 +77,7 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str) -> dict:
       'settings': {'dataset': c.data.dataset, 'split': c.data.eval_split,
                    'direction': c.data.direction, 'image_size': c.image_size,
                    'paper_mode': bool(s.paper_mode), 'seed': int(s.seed),
-                   'batch_size': bs,
-                   'max_images': int(s.max_images)},
+                   'batch_size': bs, 'max_images': int(s.max_images)},
   })
   if segmenter is not None:
     out['fcn_segmenter'] = segmenter.path
