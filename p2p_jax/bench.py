@@ -355,7 +355,6 @@ def bench_loop(config, steps: int, warmup: int) -> list[dict]:
   with tempfile.TemporaryDirectory() as workdir:
     c = config.copy_and_resolve_references()
     with c.unlocked():
-      c.num_epochs = -1
       c.num_train_steps = steps + warmup
       c.log_every_steps = max(1, steps // 4)
       c.checkpoint_every_steps = 10 ** 9  # Only the final checkpoint.
