@@ -1,6 +1,8 @@
 """``train_and_evaluate(config, workdir)``: the pix2pix training loop.
 
-Resumes from the latest checkpoint in ``WORKDIR/checkpoints/``; writes TensorBoard
+Trains to ``config.num_train_steps`` (steps, or epochs as ``'200ep'``: see
+``p2p_jax.schedules``), resuming from the latest checkpoint in ``WORKDIR/checkpoints/``, so a
+finished run given a longer length trains on to it. Writes TensorBoard
 summaries to ``WORKDIR`` and sample grids (input | output | target) to
 ``WORKDIR/samples/``. Metrics are fetched one dispatch late so the host never blocks the
 device; a non-finite loss stops training with a clear message. Interrupting (Ctrl-C,
