@@ -347,15 +347,15 @@ def bench_loop(config, steps: int, warmup: int) -> list[dict]:
   drifts (shared VMs) biases neither. The loop's rate excludes compilation and its first
   dispatches (``WORKDIR/train_stats.json``).
   """
+  import copy
   import os
   import tempfile
 
   from p2p_jax import train
   (before,) = bench_train(config, steps, warmup, rounds=1, with_torch=False)
   with tempfile.TemporaryDirectory() as workdir:
-    c = config.copy_and_resolve_references()
+    c = copy.deepcopy(config)  # Keeps num_train_steps' steps-or-epochs field type.
     with c.unlocked():
-      c.num_epochs = -1
       c.num_train_steps = steps + warmup
       c.log_every_steps = max(1, steps // 4)
       c.checkpoint_every_steps = 10 ** 9  # Only the final checkpoint.

@@ -43,7 +43,7 @@ class DataParallel:
   """Places state and batches on the devices and runs the mapped train step."""
 
   @classmethod
-  def from_config(cls, config, output_channels: int, total_steps: int | None = None,
+  def from_config(cls, config, output_channels: int, steps_per_epoch: int | None = None,
                   devices=None) -> 'DataParallel':
     """The train step exactly as ``train_and_evaluate`` runs it, for ``config``: the
     networks (``make_networks``), the XLA compiler options (``config.cpu_convolutions``)
@@ -52,7 +52,7 @@ class DataParallel:
     what ``config.cpu_convolutions`` resolved to."""
     applied, options = xla_options.train_step_options(config.cpu_convolutions,
                                                       config.parallelism)
-    nets = make_networks(config, output_channels, total_steps, multi_device=True,
+    nets = make_networks(config, output_channels, steps_per_epoch, multi_device=True,
                          cpu_convolutions=applied)
     dp = cls(nets, config.parallelism, devices, steps_per_dispatch=config.steps_per_dispatch,
              compiler_options=options)

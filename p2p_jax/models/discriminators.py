@@ -46,7 +46,8 @@ class NLayerDiscriminator(nn.Module):
       stride = 2 if n < self.n_layers else 1
       h = Conv(self.ndf * min(2 ** n, 8), stride=stride, use_bias=bias,
                init_std=self.init_std, impl=self.conv_impl, dtype=self.dtype)(h)
-      h = make_norm(self.norm, train=train, axis_name=self.axis_name, dtype=self.dtype)(h)
+      h = make_norm(self.norm, train=train, axis_name=self.axis_name, init_std=self.init_std,
+                    dtype=self.dtype)(h)
       h = nn.leaky_relu(h, 0.2)
     h = Conv(1, stride=1, use_bias=True, init_std=self.init_std, impl=self.conv_impl,
              dtype=self.dtype)(h)
@@ -69,6 +70,7 @@ class PixelDiscriminator(nn.Module):
                              init_std=self.init_std, dtype=self.dtype)
     h = nn.leaky_relu(conv(self.ndf, True)(x), 0.2)
     h = conv(self.ndf * 2, bias)(h)
-    h = make_norm(self.norm, train=train, axis_name=self.axis_name, dtype=self.dtype)(h)
+    h = make_norm(self.norm, train=train, axis_name=self.axis_name, init_std=self.init_std,
+                  dtype=self.dtype)(h)
     h = nn.leaky_relu(h, 0.2)
     return conv(1, bias)(h).astype(jnp.float32)

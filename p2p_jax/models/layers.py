@@ -75,19 +75,29 @@ class ConvTranspose(nn.Module):
 NORMS = ('batch', 'instance', 'none')
 
 
+def _normal_around_one(std: float) -> nn.initializers.Initializer:
+  """Initializer drawing from N(1, std)."""
+  normal = nn.initializers.normal(std)
+  return lambda key, shape, dtype=jnp.float32: 1.0 + normal(key, shape, dtype)
+
+
 def make_norm(kind: str, *, train: bool, axis_name: str | None = None,
+              init_std: float = 0.02,
               dtype: Dtype = jnp.float32) -> Callable[[jax.Array], jax.Array]:
   """Returns a norm layer constructor call (to be used inside ``@nn.compact``).
 
-  'batch': BatchNorm with PyTorch's defaults (momentum 0.1 -> flax 0.9, eps 1e-5, affine);
-    statistics of the current batch when ``train`` (synchronised over ``axis_name`` when
-    given), running averages otherwise.
+  'batch': BatchNorm with PyTorch's defaults (momentum 0.1 -> flax 0.9, eps 1e-5, affine)
+    and the reference's init (scale ~ N(1, init_std), bias 0); statistics of the current
+    batch when ``train`` (synchronised over ``axis_name`` when given), running averages
+    otherwise.
   'instance': InstanceNorm without affine parameters (the reference's default).
   'none': identity.
   """
   if kind == 'batch':
     return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                        axis_name=axis_name, dtype=dtype, param_dtype=jnp.float32)
+                        axis_name=axis_name, dtype=dtype, param_dtype=jnp.float32,
+                        scale_init=_normal_around_one(init_std),
+                        bias_init=nn.initializers.zeros)
   if kind == 'instance':
     return nn.InstanceNorm(epsilon=1e-5, use_scale=False, use_bias=False, dtype=dtype,
                            param_dtype=jnp.float32)

@@ -53,7 +53,7 @@ class UNetGenerator(nn.Module):
     widths = encoder_widths(self.num_downs, self.ngf)
     bias = conv_bias(self.norm)
     norm = lambda: make_norm(self.norm, train=train, axis_name=self.axis_name,  # noqa: E731
-                             dtype=self.dtype)
+                             init_std=self.init_std, dtype=self.dtype)
 
     skips = []
     h = x
