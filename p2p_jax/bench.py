@@ -9,9 +9,11 @@ data; ``--torch`` also times the PyTorch reference implementation of the same ne
 losses and optimiser (``p2p_jax.torch_reference``; torch is optional) in a process of its
 own, alternating rounds of the two so that machine load affects both alike, and prints
 their ratio (of the medians) with the ratio within each round (``round_ratios``) and its
-range. Run as ``python -m``, the bench restarts itself with tcmalloc preloaded where
-installed (``p2p_jax.allocator``; ``P2P_JAX_MALLOC=system`` keeps glibc's malloc); the
-PyTorch process inherits the same allocator, and every line's ``malloc`` says which ran.
+range. Run as ``python -m`` on a CPU-only machine, the bench restarts itself with tcmalloc
+preloaded where installed (``p2p_jax.cpu.allocator``; ``P2P_JAX_TCMALLOC=0`` keeps glibc's
+malloc); the PyTorch process inherits the same allocator, and every line's ``malloc`` says
+which ran. ``convolutions`` says how the step computes its convolutions
+(``p2p_jax.convolution``; ``P2P_JAX_CPU_CONV=fast|xla`` overrides it for A/B runs).
 ``host_cpu_util`` is the process's CPU seconds per wall-clock second while an
 implementation ran (2.0: two cores busy throughout); on CPU it shows how much of the machine
 each one keeps busy; ``host_cpu`` names the host's CPU model. ``--what=pipeline`` times the
@@ -34,7 +36,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from p2p_jax import allocator
+from p2p_jax.cpu import allocator
 from p2p_jax.parallel import DataParallel
 from p2p_jax.train_step import create_train_state
 
@@ -92,8 +94,7 @@ class JaxStep:
     self.devices = jax.local_devices()
     self.dp = DataParallel.from_config(config, channels, devices=self.devices)
     nets = self.dp.nets
-    self.cpu_convolutions = self.dp.cpu_convolutions
-    self.conv_impl = nets.g.conv_impl  # What 'auto' became (models.factory.conv_impl).
+    self.convolutions = self.dp.conv_plan.forms
     state = create_train_state(nets, config.seed, (s, s, channels), channels)
     self.state = self.dp.put_state(state)
     rng = np.random.default_rng(0)
@@ -294,10 +295,8 @@ def bench_train(config, steps: int, warmup: int, rounds: int, with_torch: bool,
                 host_cpu_util=cpu_wall[name][0] / cpu_wall[name][1])
     if name == 'p2p_jax':
       line.update(compile_s=jx.compile_s, steps_per_dispatch=jx.steps_per_dispatch,
-                  cpu_convolutions=jx.cpu_convolutions,
-                  parallelism=config.parallelism, flops_per_step=jx.flops_per_step,
-                  conv_transpose_impl=config.model.conv_transpose_impl,
-                  conv_impl=jx.conv_impl)
+                  convolutions=jx.convolutions,
+                  parallelism=config.parallelism, flops_per_step=jx.flops_per_step)
       if jx.flops_per_step:
         tflops = jx.flops_per_step / sec / 1e12
         line['tflops_per_sec'] = tflops
@@ -391,6 +390,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  # tcmalloc where installed: p2p_jax/allocator.py.
+  # tcmalloc on CPU-only machines where installed: p2p_jax/cpu/allocator.py.
   allocator.restart_with_preferred_malloc(__file__, __spec__ and __spec__.name)
   app.run(main)
