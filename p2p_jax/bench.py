@@ -179,8 +179,8 @@ def _torch_worker(conn, config_dict: dict, channels: int, warmup: int) -> None:
 
 class TorchProcess:
   """``TorchStep`` in its own (spawned) process, so that the two implementations do not
-  share one: side by side in one process each ran 5-15% slower than alone, and not by the
-  same amount (``docs/perf_notes.md``, sixth pass)."""
+  share one (side by side in one process each runs slower than alone, and not by the same
+  amount)."""
 
   def __init__(self, config, channels: int = 3, warmup: int = 1):
     import multiprocessing
@@ -212,7 +212,7 @@ def host_cpu(cpuinfo_path: str = '/proc/cpuinfo') -> str:
   (Sapphire Rapids and later; bf16/int8 only). The family and model numbers tell apart
   generations that a VM's model name hides ('AMD EPYC': family 25 is Zen 3 or 4, 26 Zen 5).
 
-  CPU figures differ by machine type as much as by code (see docs/perf_notes.md), so every
+  CPU figures differ by machine type as much as by code (``docs/performance.md``), so every
   bench line names the host, not just the JAX device ('cpu')."""
   fields: dict[str, str] = {}
   try:
@@ -319,8 +319,7 @@ def bench_train(config, steps: int, warmup: int, rounds: int, with_torch: bool,
 def round_ratios(jax_sec: list[float], torch_sec: list[float]) -> list[float]:
   """p2p_jax / PyTorch images/s within each round (the two ran back to back), in order.
 
-  Their spread shows how far the machine's drift moves the ratio during one run: on the
-  2-core VMs of ``docs/perf_notes.md`` rounds of one run differed by up to ~15%."""
+  Their spread shows how far the machine's drift moves the ratio during one run."""
   return [t / j for j, t in zip(jax_sec, torch_sec)]
 
 

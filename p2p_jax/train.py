@@ -21,7 +21,8 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from p2p_jax import allocator, checkpoints, images, inference
+from p2p_jax import checkpoints, images, inference
+from p2p_jax.cpu import allocator
 from p2p_jax.rng import make_key
 from p2p_jax.errors import ConfigError
 from p2p_jax.models.factory import check_image_size
