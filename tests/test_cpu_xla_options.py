@@ -2,6 +2,7 @@
 those versions XLA:CPU accepts it and moves convolutions off YNNPACK (fails, never skips,
 inside the range: the option is an XLA internal)."""
 
+import os
 import re
 
 import jax
@@ -24,13 +25,17 @@ def test_version_parsing_and_range():
   assert xla_options.in_range(inside)
   assert not xla_options.in_range('.'.join(map(str, hi)))
   assert not xla_options.in_range('0.4.30')
-  assert xla_options.eigen_convolutions(inside) == {xla_options.OPTION: xla_options._VALUE}
+  assert set(xla_options.eigen_convolutions(inside)) == {xla_options.OPTION}
   assert xla_options.eigen_convolutions('99.0.0') is None
 
 
 def test_the_ci_jaxlib_is_inside_the_range():
-  """CI (jaxlib 0.10.x) must exercise the option; moving CI to a new jaxlib means
-  measuring the option there and widening the range (or dropping the option)."""
+  """CI must exercise the option (tests of XLA internals skip outside the range): moving CI
+  to a new jaxlib means measuring the option there and widening the range, or dropping it.
+  Elsewhere a jaxlib outside the range just runs without the option."""
+  if not xla_options.in_range() and not os.environ.get('CI'):
+    pytest.skip(f'jaxlib {jaxlib.__version__} is outside {xla_options.JAXLIB_RANGE}; '
+                'the option is not applied')
   assert xla_options.in_range(), (jaxlib.__version__, xla_options.JAXLIB_RANGE)
 
 
