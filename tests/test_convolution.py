@@ -7,7 +7,7 @@ import pytest
 from conftest import tiny_config
 
 from p2p_jax import convolution
-from p2p_jax.cpu import ops, xla_options
+from p2p_jax.cpu import xla_options
 from p2p_jax.errors import ConfigError
 from p2p_jax.models import NLayerDiscriminator, UNetGenerator
 from p2p_jax.parallel import DataParallel
