@@ -163,7 +163,6 @@ def test_convolution_plans_give_the_same_training(override, monkeypatch):
   for h, r in zip(hist, ref_hist):
     for name in r:
       np.testing.assert_allclose(h[name], r[name], rtol=1e-4, atol=1e-6, err_msg=name)
-  assert_trees_close(state.g_params, ref_state.g_params, rtol=1e-4, atol=1e-6,
-                     scale_rtol=1e-4)
-  assert_trees_close(state.d_params, ref_state.d_params, rtol=1e-4, atol=1e-6,
-                     scale_rtol=1e-4)
+  # Gradients equal up to rounding; Adam can turn rounding near zero into lr-sized steps.
+  assert_adam_params_close(state.g_params, ref_state.g_params)
+  assert_adam_params_close(state.d_params, ref_state.d_params)

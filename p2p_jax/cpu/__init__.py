@@ -8,5 +8,6 @@
 * ``bench_ops``: a per-layer benchmark of the ``ops`` forms.
 
 Model and step code never import these: ``p2p_jax.convolution`` is the one place that
-decides how convolutions run on each backend, and the entry points call ``allocator``.
+decides how convolutions run on each backend; the entry points and the training loop use
+``allocator``.
 """
