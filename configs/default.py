@@ -36,7 +36,6 @@ def get_config() -> ml_collections.ConfigDict:
   # intervals above land exactly while they are multiples of it.
   c.steps_per_dispatch = 2
   c.dtype = 'float32'  # Compute dtype: 'float32' or 'bfloat16' (params stay float32).
-  c.cpu_convolutions = 'auto'  # XLA:CPU conv library: 'auto', 'eigen', 'xla_default'.
 
   # --- Data ---------------------------------------------------------------------------
   c.data = d = ml_collections.ConfigDict()
@@ -72,11 +71,6 @@ def get_config() -> ml_collections.ConfigDict:
   m.d_norm = 'batch'  # 'batch', 'instance' or 'none'.
   m.init_std = 0.02  # Weights ~ N(0, init_std) (paper 0.02).
   m.sync_batch_stats = True  # BatchNorm statistics over the global batch, not per device.
-  # 'auto' = 'fast' on CPU ('fast_eigen' for conv_impl when the train step runs Eigen
-  # convolutions, see cpu_convolutions), 'xla' elsewhere; also 'matmul' (and 'subpixel'
-  # for the transposed conv), for experiments. See p2p_jax/ops.py.
-  m.conv_transpose_impl = 'auto'
-  m.conv_impl = 'auto'  # The 4x4 convs (stride 2 and the PatchGAN's stride 1).
 
   # --- Loss ---------------------------------------------------------------------------
   c.loss = l = ml_collections.ConfigDict()

@@ -23,7 +23,8 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from p2p_jax import allocator, checkpoints, images, inference, schedules
+from p2p_jax import checkpoints, images, inference, schedules
+from p2p_jax.cpu import allocator
 from p2p_jax.rng import make_key
 from p2p_jax.errors import CheckpointError, ConfigError, TrainingError
 from p2p_jax.models.factory import check_image_size
@@ -63,7 +64,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
 def _check_compatible(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict):
   diffs = [f'model.{k}: checkpoint {saved.model[k]!r} vs now {config.model[k]!r}'
            for k in config.model if k in saved.model and saved.model[k] != config.model[k]
-           and k not in ('conv_transpose_impl', 'conv_impl', 'sync_batch_stats')]
+           and k != 'sync_batch_stats']
   if diffs:
     raise CheckpointError(
         'The workdir holds checkpoints of a different model:\n  ' + '\n  '.join(diffs) +
@@ -131,10 +132,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   generate = inference.make_generate_fn(nets.g, paper_mode=True)
   evaluator = _make_periodic_evaluator(config, workdir, source, nets, writer)
 
-  logging.info('training %s -> %s, %d params G, %d params D, %d device(s) [%s, CPU '
+  logging.info('training %s -> %s, %d params G, %d params D, %d device(s) [%s, '
                'convolutions: %s], steps %d..%d', config.data.dataset, workdir,
                _count(state.g_params), _count(state.d_params), len(devices), dp.mode,
-               dp.cpu_convolutions, start_step, num_steps)
+               dp.conv_plan.forms, start_step, num_steps)
   dstate = dp.put_state(state)
   del state
   step = start_step

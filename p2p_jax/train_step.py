@@ -56,25 +56,21 @@ class Networks:
 
 
 def make_networks(config: ml_collections.ConfigDict, output_channels: int,
-                  steps_per_epoch: int | None = None, multi_device: bool = False,
-                  cpu_convolutions: str = 'xla_default') -> Networks:
+                  steps_per_epoch: int | None = None, multi_device: bool = False) -> Networks:
   """Builds modules and optimisers from the config.
 
   ``steps_per_epoch`` turns the epoch-based lr schedule (``p2p_jax.schedules``) into steps;
   None gives a constant lr, for networks restored to sample or evaluate.
   ``multi_device``: the step will run with a device axis named ``AXIS``; BatchNorm
-  synchronises over it when ``config.model.sync_batch_stats``. ``cpu_convolutions``: what
-  ``xla_options.train_step_options`` applies to the step's compile ('eigen' or
-  'xla_default'); it picks the gradient formulations (``models.factory.conv_impl``).
+  synchronises over it when ``config.model.sync_batch_stats``.
   """
   axis = AXIS if (multi_device and config.model.sync_batch_stats) else None
   lr = schedules.learning_rate_fn(config.optim, steps_per_epoch)
   tx = lambda: optax.adam(lr, b1=config.optim.b1, b2=config.optim.b2)  # noqa: E731
   losses._check(config.loss.gan_mode)
   return Networks(
-      g=build_generator(config, output_channels, axis_name=axis,
-                        cpu_convolutions=cpu_convolutions),
-      d=build_discriminator(config, axis_name=axis, cpu_convolutions=cpu_convolutions),
+      g=build_generator(config, output_channels, axis_name=axis),
+      d=build_discriminator(config, axis_name=axis),
       g_tx=tx(), d_tx=tx(), gan_mode=config.loss.gan_mode,
       lambda_l1=float(config.loss.lambda_l1), lambda_gan=float(config.loss.lambda_gan),
       conditional_d=bool(config.loss.conditional_d),
