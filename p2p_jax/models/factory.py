@@ -7,7 +7,7 @@ import ml_collections
 
 from p2p_jax import ops
 from p2p_jax.models.discriminators import NLayerDiscriminator, PixelDiscriminator
-from p2p_jax.models.unet import UNetGenerator
+from p2p_jax.models.unet import DROPOUT_PLACEMENTS, UNetGenerator
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
@@ -38,8 +38,13 @@ def build_generator(config: ml_collections.ConfigDict, output_channels: int,
   if m.generator != 'unet':
     raise ConfigError(f"model.generator must be 'unet', got {m.generator!r}.")
   ops.resolve_impl(m.conv_transpose_impl)  # Unknown names: ConfigError now, not mid-trace.
+  placement = m.get('dropout_placement', 'paper')  # Checkpoints from before the field: paper.
+  if placement not in DROPOUT_PLACEMENTS:
+    raise ConfigError(f'model.dropout_placement must be one of {DROPOUT_PLACEMENTS}, '
+                      f'got {placement!r}.')
   return UNetGenerator(output_channels=output_channels, num_downs=m.num_downs, ngf=m.ngf,
                        norm=m.g_norm, dropout_rate=m.dropout, init_std=m.init_std,
+                       dropout_placement=placement,
                        conv_transpose_impl=m.conv_transpose_impl,
                        conv_impl=conv_impl(config, cpu_convolutions),
                        axis_name=axis_name,
