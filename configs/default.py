@@ -113,6 +113,10 @@ def get_config() -> ml_collections.ConfigDict:
   s.output_dir = ''  # '' = WORKDIR/translated/step_<N>.
   s.batch_size = 1  # Images per generator call (paper: 1, BatchNorm = instance norm).
 
+  # --- Reference PyTorch generator (--mode=import_torch; docs/pretrained.md) ------------
+  c.import_torch = it = ml_collections.ConfigDict()
+  it.path = ''  # A *_net_G.pth of junyanz/pytorch-CycleGAN-and-pix2pix (unet_128/unet_256).
+
   # --- FCN-score segmenter (--mode=train_segmenter; trained on first evaluate) -----------
   c.fcn = f = ml_collections.ConfigDict()
   f.features = (16, 32, 64, 128)  # Segmenter U-Net widths per level.

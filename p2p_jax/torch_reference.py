@@ -249,6 +249,10 @@ def make_torch_step(G, D, lambda_l1: float = 100.0, lr: float = 2e-4,  # pylint:
                     betas: Tuple[float, float] = (0.5, 0.999)) -> Callable[..., Dict[str, float]]:
   """Returns ``step(real_a, real_b) -> losses``: one pix2pix D update then one G update.
 
+  The reference's ``optimize_parameters`` order: G forward once; D update on
+  ``(real, fake.detach())``; G update against the updated D. ``step.optimizers`` holds the
+  two ``torch.optim.Adam`` (``'G'``, ``'D'``).
+
   ``real_a``/``real_b`` are NCHW float tensors in [-1, 1]. The networks are put in train
   mode (BatchNorm batch statistics, dropout on), as in the reference's training loop.
   """
@@ -289,6 +293,7 @@ def make_torch_step(G, D, lambda_l1: float = 100.0, lr: float = 2e-4,  # pylint:
               'loss_G': loss_g, 'loss_G_GAN': loss_g_gan, 'loss_G_L1': loss_g_l1}
     return {k: v.detach().item() for k, v in losses.items()}
 
+  step.optimizers = {'G': opt_g, 'D': opt_d}  # Their .state holds exp_avg / exp_avg_sq.
   return step
 
 
