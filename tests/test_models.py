@@ -180,3 +180,23 @@ def test_every_patchgan_conv_uses_the_configured_impl(impl, monkeypatch):
   jax.eval_shape(lambda: d.init(jax.random.key(0), jnp.zeros((1, 64, 64, 6)), train=False))
   assert [n for n, _ in seen] == ['conv_4x4_s2'] * 3 + ['conv_4x4_s1'] * 2
   assert {i for _, i in seen} == {impl}
+
+
+def test_dropout_placements():
+  from p2p_jax.models.unet import dropout_levels
+  assert dropout_levels(8, 'paper') == {5, 6, 7}  # CD512-CD1024-CD1024: the innermost three.
+  assert dropout_levels(8, 'reference') == {4, 5, 6}  # One level out.
+  assert dropout_levels(7, 'reference') == {4, 5} and dropout_levels(5, 'reference') == set()
+  assert dropout_levels(5, 'paper') == {2, 3, 4}
+  with pytest.raises(ConfigError, match='dropout_placement'):
+    build_generator(tiny_config(**{'model.dropout_placement': 'middle'}), 3)
+
+
+@pytest.mark.parametrize('placement,noisy', [('paper', True), ('reference', False)])
+def test_reference_placement_has_no_dropout_at_depth_5(placement, noisy):
+  g = UNetGenerator(output_channels=3, num_downs=5, ngf=8, dropout_placement=placement)
+  x = jax.random.normal(jax.random.key(1), (1, 32, 32, 3))
+  v = g.init(jax.random.key(0), x, train=False)
+  run = lambda key: g.apply(v, x, train=True, rngs={'dropout': jax.random.key(key)},  # noqa
+                            mutable=['batch_stats'])[0]
+  assert (not np.allclose(run(1), run(2))) == noisy
