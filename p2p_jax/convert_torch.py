@@ -176,7 +176,7 @@ def to_flax(state_dict: StateDict, layers: list[Layer], norm: str, expected: Map
     return _numpy(sd[key])
 
   def put(tree: dict, layer: Layer, leaf: str, value: np.ndarray, torch_name: str,
-          want: Mapping[str, Any]):
+          want: Mapping[str, Any], torch_shape: tuple[int, ...] | None = None):
     if layer.flax not in want or leaf not in want[layer.flax]:
       raise CheckpointError(
           f'{what}: layer {layer.torch} has a {torch_name!r} that {layer.flax} does not '
@@ -184,8 +184,9 @@ def to_flax(state_dict: StateDict, layers: list[Layer], norm: str, expected: Map
     target = _shape(want[layer.flax][leaf])
     if _shape(value) != target:
       raise CheckpointError(
-          f'{what}: layer {layer.torch}.{torch_name} has shape {_shape(value)} -> '
-          f'{layer.flax}/{leaf} {_shape(value)} but the model expects {target}.')
+          f'{what}: layer {layer.torch}.{torch_name} has shape '
+          f'{torch_shape or _shape(value)} -> {layer.flax}/{leaf} {_shape(value)}, but the '
+          f'model expects {target}.')
     tree.setdefault(layer.flax, {})[leaf] = np.ascontiguousarray(value)
 
   for layer in layers:
@@ -205,7 +206,8 @@ def to_flax(state_dict: StateDict, layers: list[Layer], norm: str, expected: Map
         used.update(k for k in sd if k.startswith(layer.torch + '.running_'))
       continue
     weight = take(layer, 'weight')
-    put(params, layer, 'kernel', _kernel(weight, layer.kind), 'weight', want_params)
+    put(params, layer, 'kernel', _kernel(weight, layer.kind), 'weight', want_params,
+        _shape(weight))
     bias = take(layer, 'bias', required=False)
     wants_bias = 'bias' in want_params.get(layer.flax, {})
     if bias is None and wants_bias and norm == 'none':

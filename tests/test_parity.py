@@ -157,6 +157,22 @@ def test_wgangp_terms_and_gradient_penalty_match_the_reference():
                              torch.from_numpy(alpha)).detach()
   np.testing.assert_allclose(float(gp), t_gp.item(), rtol=1e-4)
   assert float(gp) > 1.0  # Far from unit gradient norm at init: a real penalty.
+  # Its gradient with respect to D's weights (double backprop through the convolutions).
+  g_jax = jax.grad(lambda p: losses.gradient_penalty(
+      lambda x: jnet.apply({'params': p}, x, train=True), real, fake, jnp.asarray(alpha)))(
+          v['params'])
+  tnet.zero_grad()
+  tr.gradient_penalty(tnet, tr.nhwc_to_torch(real), tr.nhwc_to_torch(fake),
+                      torch.from_numpy(alpha)).backward()
+  g_torch = ct.to_flax({k: torch.zeros_like(p) if p.grad is None else p.grad  # Output bias.
+                       for k, p in tnet.named_parameters()}, ct.nlayer_layout(2),
+                       'instance', expected)['params']
+  # Biases before an instance norm have a true gradient of 0 (rounding noise on both
+  # sides): the tolerance scales with the largest gradient, not each leaf's.
+  scale = max(float(np.abs(b).max()) for b in jax.tree.leaves(g_torch))
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(g_jax), jax.tree.leaves(g_torch)):
+    np.testing.assert_allclose(np.asarray(a), b, rtol=1e-3, atol=1e-4 * scale,
+                               err_msg=str(path))
   # GANLoss('wgangp'): D = -mean(D(real)) + mean(D(fake)); G = -mean(D(fake)).
   r, f = np.float32([[0.5, -1.0], [2.0, 0.25]]), np.float32([[1.5, 0.0], [-0.5, 3.0]])
   d_real, d_fake = losses.d_loss_terms(jnp.asarray(r), jnp.asarray(f), 'wgangp')
