@@ -2,6 +2,8 @@
 exactly like PyTorch (conventional mode: running statistics, no dropout)."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from PIL import Image
 torch = pytest.importorskip('torch', reason='importing PyTorch checkpoints needs PyTorch')
 
 from p2p_jax import convert_torch as ct  # noqa: E402
-from p2p_jax import main, sample  # noqa: E402
+from p2p_jax import import_torch, sample  # noqa: E402
 from p2p_jax import torch_reference as tr  # noqa: E402
 from p2p_jax.errors import CheckpointError  # noqa: E402
 
@@ -49,7 +51,7 @@ def _imported(request, tmp_path_factory):
   path = tmp / 'latest_net_G.pth'
   torch.save(net.state_dict(), path)
   workdir = str(tmp / 'work')
-  main.run(cli_config(path), workdir, 'import_torch')
+  import_torch.import_generator(cli_config(path), workdir)
   return net, workdir, request.param
 
 
@@ -77,7 +79,7 @@ def test_sample_mode_runs_on_it_unchanged(imported, tmp_path):
     Image.fromarray(pixels[name]).save(inputs / f'{name}.png')
   c = cli_config('', **{'sample.input_dir': str(inputs), 'sample.paper_mode': False,
                         'sample.output_dir': str(tmp_path / 'out')})
-  main.run(c, workdir, 'sample')
+  sample.sample(c, workdir)  # What --mode=sample runs.
   for name, p in pixels.items():
     got = np.asarray(Image.open(tmp_path / 'out' / 'images' / f'{name}_output.png'), np.int32)
     want = np.clip(np.round((torch_eval(net, p[None] / 127.5 - 1.0)[0] + 1) * 127.5), 0, 255)
@@ -87,7 +89,7 @@ def test_sample_mode_runs_on_it_unchanged(imported, tmp_path):
 def check_refused(tmp_path, path, match):
   workdir = tmp_path / 'work'
   with pytest.raises(CheckpointError, match=match):
-    main.run(cli_config(path), str(workdir), 'import_torch')
+    import_torch.import_generator(cli_config(path), str(workdir))
   assert not workdir.exists() or not os.listdir(workdir)  # Nothing written.
 
 
@@ -127,7 +129,7 @@ def test_existing_checkpoints_are_not_overwritten(imported):
   path = os.path.join(workdir, 'other_net_G.pth')
   torch.save(net.state_dict(), path)
   with pytest.raises(CheckpointError, match='already holds checkpoints'):
-    main.run(cli_config(path), workdir, 'import_torch')
+    import_torch.import_generator(cli_config(path), workdir)
 
 
 def test_infer_unet_reads_the_reference_names():
@@ -139,3 +141,17 @@ def test_infer_unet_reads_the_reference_names():
   spec = ct.infer_unet({'module.' + k: v for k, v in
                         tr.UnetGenerator(1, 3, 6, 2, norm='none').state_dict().items()})
   assert (spec.num_downs, spec.norm, spec.input_nc) == (6, 'none', 1)
+
+
+def test_command_line_reports_a_bad_file_in_one_line(tmp_path):
+  bad = tmp_path / 'latest_net_G.pth'
+  bad.write_bytes(b'\x00' * 16)
+  r = subprocess.run(
+      [sys.executable, '-m', 'p2p_jax.main', '--mode=import_torch', '--config=configs/default.py',
+       f'--workdir={tmp_path / "w"}', f'--config.import_torch.path={bad}'],
+      capture_output=True, text=True, timeout=300,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert r.returncode == 1, r.stderr[-2000:]
+  errors = [line for line in r.stderr.splitlines() if line.startswith('error: ')]
+  assert len(errors) == 1 and 'not a PyTorch checkpoint' in errors[0], r.stderr[-2000:]
+  assert 'Traceback' not in r.stderr and not (tmp_path / 'w').exists()
