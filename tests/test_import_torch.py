@@ -13,7 +13,7 @@ from PIL import Image
 torch = pytest.importorskip('torch', reason='importing PyTorch checkpoints needs PyTorch')
 
 from p2p_jax import convert_torch as ct  # noqa: E402
-from p2p_jax import import_torch, sample  # noqa: E402
+from p2p_jax import import_torch, inference, sample  # noqa: E402
 from p2p_jax import torch_reference as tr  # noqa: E402
 from p2p_jax.errors import CheckpointError  # noqa: E402
 
@@ -57,7 +57,7 @@ def _imported(request, tmp_path_factory):
 
 def test_converted_checkpoint_samples_like_pytorch(imported):
   net, workdir, norm = imported
-  translator = sample.Translator.from_workdir(workdir, paper_mode=False)
+  translator = inference.Translator.from_workdir(workdir, paper_mode=False)
   m = translator.config.model
   assert (m.generator, m.num_downs, m.ngf, m.g_norm, m.dropout_placement) == (
       'unet', 5, 4, norm, 'reference')

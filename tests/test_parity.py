@@ -18,6 +18,7 @@ torch = pytest.importorskip('torch', reason='parity tests compare against PyTorc
 
 from p2p_jax import convert_torch as ct  # noqa: E402
 from p2p_jax import losses  # noqa: E402
+from p2p_jax.errors import CheckpointError  # noqa: E402
 from p2p_jax import torch_reference as tr  # noqa: E402
 from p2p_jax.models.discriminators import NLayerDiscriminator, PixelDiscriminator  # noqa: E402
 from p2p_jax.models.unet import UNetGenerator  # noqa: E402
@@ -128,10 +129,10 @@ def test_conversion_names_the_first_mismatching_layer():
   jnet = UNetGenerator(output_channels=3, num_downs=5, ngf=8)  # Twice as wide.
   expected = jax.eval_shape(lambda: jnet.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
                                               train=False))
-  with pytest.raises(ct.CheckpointError, match=r'model\.model\.0\.weight .*\(4, 4, 3, 8\)'):
+  with pytest.raises(CheckpointError, match=r'model\.model\.0\.weight .*\(4, 4, 3, 8\)'):
     ct.to_flax(tnet.state_dict(), ct.unet_layout(5, 'batch'), 'batch', expected)
   inst = tr.UnetGenerator(3, 3, 5, 4, norm='instance', use_dropout=False)
-  with pytest.raises(ct.CheckpointError, match='bias'):  # Batch-norm model, biased convs.
+  with pytest.raises(CheckpointError, match='bias'):  # Batch-norm model, biased convs.
     ct.to_flax(inst.state_dict(), ct.unet_layout(5, 'batch'), 'batch',
                jax.eval_shape(lambda: UNetGenerator(output_channels=3, num_downs=5, ngf=4).init(
                    jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)))
