@@ -64,7 +64,10 @@ def get_config() -> ml_collections.ConfigDict:
   m.num_downs = 6  # U-Net downsamplings: 8 for 256 px, 7 for 128, 6 for 64.
   m.ngf = 32  # Generator filters in the first layer (paper 64).
   m.g_norm = 'batch'  # 'batch', 'instance' or 'none'.
-  m.dropout = 0.5  # Dropout rate in the three innermost decoder blocks (paper 0.5).
+  m.dropout = 0.5  # Dropout rate in the decoder (paper 0.5); 0 disables it.
+  # Where: 'paper' (the three innermost decoder blocks, CD512-CD1024-CD1024) or 'reference'
+  # (junyanz/pytorch-CycleGAN-and-pix2pix: one level out, num_downs - 5 blocks).
+  m.dropout_placement = 'paper'
   m.discriminator = 'patch'  # 'patch' (n-layer PatchGAN) or 'pixel' (1x1 PixelGAN).
   m.n_layers = 3  # PatchGAN depth: 3 = 70x70, 1 = 16x16, 5 = 286x286 (ImageGAN at 256).
   m.ndf = 32  # Discriminator filters in the first layer (paper 64).
@@ -74,7 +77,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   # --- Loss ---------------------------------------------------------------------------
   c.loss = l = ml_collections.ConfigDict()
-  l.gan_mode = 'vanilla'  # 'vanilla' (BCE with logits), 'lsgan' or 'hinge'.
+  # 'vanilla' (BCE with logits), 'lsgan', 'hinge' or 'wgangp' (Wasserstein + gradient penalty).
+  l.gan_mode = 'vanilla'
+  l.lambda_gp = 10.0  # Gradient-penalty weight with gan_mode 'wgangp' (reference 10).
   l.lambda_l1 = 100.0  # Weight of the L1 term (paper 100).
   l.lambda_gan = 1.0  # Weight of G's adversarial term; 0 gives the L1-only ablation.
   l.conditional_d = True  # D sees (input, image); False = unconditional ablation.
@@ -101,6 +106,10 @@ def get_config() -> ml_collections.ConfigDict:
   s.max_images = -1  # Translate at most this many inputs (-1 = all).
   s.output_dir = ''  # '' = WORKDIR/translated/step_<N>.
   s.batch_size = 1  # Images per generator call (paper: 1, BatchNorm = instance norm).
+
+  # --- Reference PyTorch generator (--mode=import_torch; docs/pretrained.md) ------------
+  c.import_torch = it = ml_collections.ConfigDict()
+  it.path = ''  # A *_net_G.pth of junyanz/pytorch-CycleGAN-and-pix2pix (unet_128/unet_256).
 
   # --- FCN-score segmenter (--mode=train_segmenter; trained on first evaluate) -----------
   c.fcn = f = ml_collections.ConfigDict()

@@ -3,15 +3,22 @@
 ``G* = arg min_G max_D L_cGAN(G, D) + lambda * L_L1(G)``. D's loss is halved (slows D
 relative to G); G is trained non-saturating (maximise log D(x, G(x))). Inputs are D's
 logits (any shape; averaged over patches and batch).
+
+``wgangp`` is the reference implementation's WGAN-GP mode (Gulrajani et al. 2017): D's
+terms are ``-D(real)`` and ``D(fake)`` (means), G's is ``-D(fake)``, and D's loss gains
+:func:`gradient_penalty` (``lambda_gp * (||grad D(x_hat)||_2 - 1)^2`` at random
+interpolates of the real and fake D inputs).
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import optax
 
-GAN_MODES = ('vanilla', 'lsgan', 'hinge')
+GAN_MODES = ('vanilla', 'lsgan', 'hinge', 'wgangp')
 
 
 def _check(mode: str) -> None:
@@ -31,9 +38,12 @@ def d_loss_terms(real_logits: jax.Array, fake_logits: jax.Array, mode: str = 'va
   elif mode == 'lsgan':
     real = jnp.square(real_logits - 1.0)
     fake = jnp.square(fake_logits)
-  else:  # hinge
+  elif mode == 'hinge':
     real = jax.nn.relu(1.0 - real_logits)
     fake = jax.nn.relu(1.0 + fake_logits)
+  else:  # wgangp: the critic's Wasserstein estimate, negated for minimisation.
+    real = -real_logits
+    fake = fake_logits
   return real.mean(), fake.mean()
 
 
@@ -44,7 +54,8 @@ def d_loss(real_logits: jax.Array, fake_logits: jax.Array, mode: str = 'vanilla'
 
 
 def g_gan_loss(fake_logits: jax.Array, mode: str = 'vanilla') -> jax.Array:
-  """G's adversarial loss: non-saturating BCE vs 'real' (vanilla), (D-1)^2 (lsgan), -D (hinge)."""
+  """G's adversarial loss: non-saturating BCE vs 'real' (vanilla), (D-1)^2 (lsgan), -D (hinge,
+  wgangp)."""
   _check(mode)
   fake_logits = fake_logits.astype(jnp.float32)
   if mode == 'vanilla':
@@ -52,6 +63,24 @@ def g_gan_loss(fake_logits: jax.Array, mode: str = 'vanilla') -> jax.Array:
   if mode == 'lsgan':
     return jnp.square(fake_logits - 1.0).mean()
   return -fake_logits.mean()
+
+
+def gradient_penalty(d_fn: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array,
+                     alpha: jax.Array, *, constant: float = 1.0, lambda_gp: float = 10.0
+                     ) -> jax.Array:
+  """WGAN-GP penalty at interpolates (the reference's ``cal_gradient_penalty``, type 'mixed').
+
+  ``x_hat = alpha * real + (1 - alpha) * fake`` per example (``alpha`` [B] in [0, 1]);
+  returns ``lambda_gp * mean_b (||d sum(d_fn(x_hat)) / d x_hat_b||_2 - constant)^2``, the
+  norm over all of example b's input elements (1e-16 added to each, as the reference does).
+  ``real`` and ``fake`` are D's inputs (for the conditional D: input and image concatenated).
+  """
+  alpha = alpha.astype(jnp.float32).reshape((-1,) + (1,) * (real.ndim - 1))
+  x_hat = alpha * real.astype(jnp.float32) + (1.0 - alpha) * fake.astype(jnp.float32)
+  grads = jax.grad(lambda x: d_fn(x).astype(jnp.float32).sum())(x_hat)
+  grads = grads.reshape(grads.shape[0], -1) + 1e-16
+  norms = jnp.sqrt(jnp.sum(jnp.square(grads), axis=1))
+  return lambda_gp * jnp.mean(jnp.square(norms - constant))
 
 
 def l1_loss(output: jax.Array, target: jax.Array) -> jax.Array:

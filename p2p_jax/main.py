@@ -4,7 +4,8 @@
 
 Modes: ``train`` (default; resumes from the workdir), ``summary`` (layers and exact
 parameter counts), ``sample`` (translate with a checkpoint), ``evaluate`` (metrics) and
-``train_segmenter`` (train and cache the FCN-score segmenter; see docs/evaluation.md).
+``train_segmenter`` (train and cache the FCN-score segmenter; see docs/evaluation.md) and
+``import_torch`` (convert a reference PyTorch generator; see docs/pretrained.md).
 Any config field can be overridden as ``--config.section.field=value``. All logic lives in
 importable modules, so everything here also runs from a notebook.
 """
@@ -23,7 +24,7 @@ from p2p_jax.cpu import allocator
 from p2p_jax.errors import ConfigError, UserError
 
 FLAGS = flags.FLAGS
-MODES = ('train', 'summary', 'sample', 'evaluate', 'train_segmenter')
+MODES = ('train', 'summary', 'sample', 'evaluate', 'train_segmenter', 'import_torch')
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                'configs', 'default.py')
@@ -87,6 +88,9 @@ def run(config, workdir: str | None, mode: str) -> None:
   elif mode == 'evaluate':
     from p2p_jax import evaluate
     evaluate.evaluate(config, workdir)
+  elif mode == 'import_torch':  # A reference PyTorch generator -> a checkpoint in workdir.
+    from p2p_jax import import_torch
+    import_torch.import_generator(config, workdir)
 
 
 def main(argv):

@@ -19,6 +19,11 @@ Reference rules reproduced here:
   the reference, ``norm='none'`` therefore gives bias-free convs too.
 * Init: conv weights ~ N(0, 0.02), biases 0; BatchNorm weight ~ N(1, 0.02), bias 0.
   (The ``torch.manual_seed`` in effect decides the draw.)
+* Discriminators: ``NLayerDiscriminator`` (70x70 PatchGAN for n_layers=3) and
+  ``PixelDiscriminator`` (1x1), each with its first conv biased and no norm after it.
+* State-dict keys are the reference's (the same module attributes and Sequential
+  positions), so ``torch.save(net.state_dict())`` of these networks looks like a reference
+  checkpoint (``latest_net_G.pth``) and ``p2p_jax.convert_torch`` reads both.
 * Step: D update on ``0.5 * (BCE(D([A, B]), 1) + BCE(D([A, G(A).detach()]), 0))``, then
   G update on ``BCE(D([A, G(A)]), 1) + lambda_l1 * L1(G(A), B)`` (D frozen), with one
   forward of G shared by both, Adam(lr, betas) for each network. Tensors are NCHW.
@@ -40,6 +45,8 @@ def _torch():
 
 
 def _norm_layer(norm: str):
+  """(constructor of the norm layer for c channels, conv use_bias): the reference's
+  ``get_norm_layer`` and its ``use_bias = norm is InstanceNorm2d`` rule."""
   nn = _torch().nn
   if norm == 'batch':
     return lambda c: nn.BatchNorm2d(c, affine=True, track_running_stats=True), False
@@ -67,80 +74,170 @@ def init_weights(net, gain: float = 0.02):
   return net
 
 
-def _skip_block(outer_nc: int, inner_nc: int, input_nc: int | None, submodule, *,
-                outermost: bool = False, innermost: bool = False, norm: str = 'batch',
-                use_dropout: bool = False):
+_CLASSES: Dict[str, Any] = {}
+
+
+def _classes() -> Dict[str, Any]:
+  """The torch.nn.Module classes, defined on first use (so this module imports without torch).
+
+  Attribute names and Sequential positions follow the reference, so ``state_dict()`` keys
+  are the reference's (``model.model.1.model.2.running_mean``, ...).
+  """
+  if _CLASSES:
+    return _CLASSES
   torch = _torch()
   nn = torch.nn
-  make_norm, use_bias = _norm_layer(norm)
-  input_nc = outer_nc if input_nc is None else input_nc
 
-  down_conv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
-  if outermost:
-    up_conv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
-    layers = [down_conv, submodule, nn.ReLU(True), up_conv, nn.Tanh()]
-  elif innermost:
-    up_conv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1,
-                                 bias=use_bias)
-    layers = [nn.LeakyReLU(0.2, True), down_conv,
-              nn.ReLU(True), up_conv, make_norm(outer_nc)]
-  else:
-    up_conv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1,
-                                 bias=use_bias)
-    layers = [nn.LeakyReLU(0.2, True), down_conv, make_norm(inner_nc), submodule,
-              nn.ReLU(True), up_conv, make_norm(outer_nc)]
-    if use_dropout:
-      layers.append(nn.Dropout(0.5))
+  class UnetSkipBlock(nn.Module):
+    """One U-Net level: ``x -> [x, up(sub(down(x)))]`` (the outermost returns the up path)."""
 
-  class SkipBlock(nn.Module):
-
-    def __init__(self):
+    def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None, *, outermost=False,
+                 innermost=False, norm='batch', use_dropout=False):
       super().__init__()
-      self.model = nn.Sequential(*layers)
+      make_norm, use_bias = _norm_layer(norm)
+      input_nc = outer_nc if input_nc is None else input_nc
       self.outermost = outermost
+      down = [nn.LeakyReLU(0.2, True),
+              nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)]
+      if outermost:  # No activation before, no norm after; the up conv has a bias, then tanh.
+        up = [nn.ReLU(True), nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4,
+                                                stride=2, padding=1), nn.Tanh()]
+        layers = down[1:] + [submodule] + up
+      elif innermost:  # No norm on the down path; the up conv sees inner_nc channels.
+        up = [nn.ReLU(True), nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2,
+                                                padding=1, bias=use_bias), make_norm(outer_nc)]
+        layers = down + up
+      else:
+        up = [nn.ReLU(True), nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4,
+                                                stride=2, padding=1, bias=use_bias),
+              make_norm(outer_nc)]
+        layers = down + [make_norm(inner_nc), submodule] + up
+        if use_dropout:
+          layers.append(nn.Dropout(0.5))
+      self.model = nn.Sequential(*layers)
 
     def forward(self, x):
       if self.outermost:
         return self.model(x)
       return torch.cat([x, self.model(x)], 1)
 
-  return SkipBlock()
+  class UnetGen(nn.Module):
+    """Reference ``UnetGenerator``: nested skip blocks, innermost first."""
+
+    def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm='batch', use_dropout=False):
+      super().__init__()
+      kw = dict(norm=norm)
+      block = UnetSkipBlock(ngf * 8, ngf * 8, innermost=True, **kw)
+      for _ in range(num_downs - 5):  # Dropout here: one level out from the paper's CD blocks.
+        block = UnetSkipBlock(ngf * 8, ngf * 8, None, block, use_dropout=use_dropout, **kw)
+      block = UnetSkipBlock(ngf * 4, ngf * 8, None, block, **kw)
+      block = UnetSkipBlock(ngf * 2, ngf * 4, None, block, **kw)
+      block = UnetSkipBlock(ngf, ngf * 2, None, block, **kw)
+      self.model = UnetSkipBlock(output_nc, ngf, input_nc, block, outermost=True, **kw)
+
+    def forward(self, x):
+      return self.model(x)
+
+  class NLayerDisc(nn.Module):
+    """Reference ``NLayerDiscriminator`` (PatchGAN): ``self.model`` is one Sequential."""
+
+    def __init__(self, input_nc, ndf=64, n_layers=3, norm='batch'):
+      super().__init__()
+      make_norm, use_bias = _norm_layer(norm)
+      layers: List[Any] = [nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1),
+                           nn.LeakyReLU(0.2, True)]
+      mult = 1
+      for n in range(1, n_layers):
+        prev, mult = mult, min(2 ** n, 8)
+        layers += [nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=2, padding=1,
+                             bias=use_bias),
+                   make_norm(ndf * mult), nn.LeakyReLU(0.2, True)]
+      prev, mult = mult, min(2 ** n_layers, 8)
+      layers += [nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=1, padding=1,
+                           bias=use_bias),
+                 make_norm(ndf * mult), nn.LeakyReLU(0.2, True),
+                 nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1)]
+      self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+      return self.model(x)
+
+  class PixelDisc(nn.Module):
+    """Reference ``PixelDiscriminator`` (1x1 PixelGAN): ``self.net`` is one Sequential."""
+
+    def __init__(self, input_nc, ndf=64, norm='batch'):
+      super().__init__()
+      make_norm, use_bias = _norm_layer(norm)
+      self.net = nn.Sequential(
+          nn.Conv2d(input_nc, ndf, kernel_size=1, stride=1, padding=0),
+          nn.LeakyReLU(0.2, True),
+          nn.Conv2d(ndf, ndf * 2, kernel_size=1, stride=1, padding=0, bias=use_bias),
+          make_norm(ndf * 2), nn.LeakyReLU(0.2, True),
+          nn.Conv2d(ndf * 2, 1, kernel_size=1, stride=1, padding=0, bias=use_bias))
+
+    def forward(self, x):
+      return self.net(x)
+
+  _CLASSES.update(UnetSkipBlock=UnetSkipBlock, UnetGenerator=UnetGen,
+                  NLayerDiscriminator=NLayerDisc, PixelDiscriminator=PixelDisc)
+  return _CLASSES
 
 
 def UnetGenerator(input_nc: int, output_nc: int, num_downs: int, ngf: int = 64,  # pylint: disable=invalid-name
                   norm: str = 'batch', use_dropout: bool = True, init_gain: float = 0.02):
-  """U-Net generator (reference ``UnetGenerator``); input H, W divisible by 2**num_downs."""
+  """U-Net generator (reference ``UnetGenerator``); input H, W divisible by 2**num_downs.
+
+  ``use_dropout``: Dropout(0.5) after the ``num_downs - 5`` middle 8*ngf levels (the
+  reference's placement; p2p_jax's ``model.dropout_placement='reference'``).
+  """
   if num_downs < 5:
     raise ValueError(f'num_downs must be >= 5, got {num_downs}.')
-  kw = dict(norm=norm)
-  block = _skip_block(ngf * 8, ngf * 8, None, None, innermost=True, **kw)
-  for _ in range(num_downs - 5):
-    block = _skip_block(ngf * 8, ngf * 8, None, block, use_dropout=use_dropout, **kw)
-  block = _skip_block(ngf * 4, ngf * 8, None, block, **kw)
-  block = _skip_block(ngf * 2, ngf * 4, None, block, **kw)
-  block = _skip_block(ngf, ngf * 2, None, block, **kw)
-  block = _skip_block(output_nc, ngf, input_nc, block, outermost=True, **kw)
-  return init_weights(block, init_gain)
+  net = _classes()['UnetGenerator'](input_nc, output_nc, num_downs, ngf, norm, use_dropout)
+  return init_weights(net, init_gain)
+
+
+UNET_DEPTHS = {'unet_128': 7, 'unet_256': 8}  # The reference's --netG names for the U-Net.
+
+
+def define_G(netG: str, input_nc: int = 3, output_nc: int = 3, ngf: int = 64,  # pylint: disable=invalid-name
+             norm: str = 'batch', use_dropout: bool = True, init_gain: float = 0.02):
+  """A generator by the reference's ``--netG`` name (``unet_128``, ``unet_256``)."""
+  if netG not in UNET_DEPTHS:
+    raise ValueError(f'Unknown netG {netG!r}; choose from {sorted(UNET_DEPTHS)}.')
+  return UnetGenerator(input_nc, output_nc, UNET_DEPTHS[netG], ngf, norm, use_dropout,
+                       init_gain)
 
 
 def NLayerDiscriminator(input_nc: int, ndf: int = 64, n_layers: int = 3,  # pylint: disable=invalid-name
                         norm: str = 'batch', init_gain: float = 0.02):
   """PatchGAN discriminator (reference ``NLayerDiscriminator``); 70x70 for n_layers=3."""
-  nn = _torch().nn
-  make_norm, use_bias = _norm_layer(norm)
-  layers: List[Any] = [nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1),
-                       nn.LeakyReLU(0.2, True)]
-  mult = 1
-  for n in range(1, n_layers):
-    prev, mult = mult, min(2 ** n, 8)
-    layers += [nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=2, padding=1,
-                         bias=use_bias),
-               make_norm(ndf * mult), nn.LeakyReLU(0.2, True)]
-  prev, mult = mult, min(2 ** n_layers, 8)
-  layers += [nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=1, padding=1, bias=use_bias),
-             make_norm(ndf * mult), nn.LeakyReLU(0.2, True),
-             nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1)]
-  return init_weights(nn.Sequential(*layers), init_gain)
+  net = _classes()['NLayerDiscriminator'](input_nc, ndf, n_layers, norm)
+  return init_weights(net, init_gain)
+
+
+def PixelDiscriminator(input_nc: int, ndf: int = 64, norm: str = 'batch',  # pylint: disable=invalid-name
+                       init_gain: float = 0.02):
+  """1x1 PixelGAN discriminator (reference ``PixelDiscriminator``)."""
+  return init_weights(_classes()['PixelDiscriminator'](input_nc, ndf, norm), init_gain)
+
+
+def gradient_penalty(netD, real_data, fake_data, alpha, constant: float = 1.0,  # pylint: disable=invalid-name
+                     lambda_gp: float = 10.0):
+  """The reference's ``cal_gradient_penalty`` (type 'mixed') with the mixing weights given.
+
+  ``alpha`` [B] replaces the reference's ``torch.rand(B, 1)`` draw, so a test can feed the
+  JAX side the same numbers. Returns ``lambda_gp * mean((||grad||_2 - constant)^2)``.
+  """
+  torch = _torch()
+  b = real_data.shape[0]
+  a = alpha.reshape(b, 1).expand(b, real_data.nelement() // b).contiguous().view(
+      *real_data.shape)
+  x_hat = (a * real_data + (1 - a) * fake_data).requires_grad_(True)
+  out = netD(x_hat)
+  (grads,) = torch.autograd.grad(outputs=out, inputs=x_hat, grad_outputs=torch.ones_like(out),
+                                 create_graph=True, retain_graph=True)
+  grads = grads.view(b, -1)
+  return (((grads + 1e-16).norm(2, dim=1) - constant) ** 2).mean() * lambda_gp
 
 
 def count_params(net) -> int:
@@ -151,6 +248,10 @@ def count_params(net) -> int:
 def make_torch_step(G, D, lambda_l1: float = 100.0, lr: float = 2e-4,  # pylint: disable=invalid-name
                     betas: Tuple[float, float] = (0.5, 0.999)) -> Callable[..., Dict[str, float]]:
   """Returns ``step(real_a, real_b) -> losses``: one pix2pix D update then one G update.
+
+  The reference's ``optimize_parameters`` order: G forward once; D update on
+  ``(real, fake.detach())``; G update against the updated D. ``step.optimizers`` holds the
+  two ``torch.optim.Adam`` (``'G'``, ``'D'``).
 
   ``real_a``/``real_b`` are NCHW float tensors in [-1, 1]. The networks are put in train
   mode (BatchNorm batch statistics, dropout on), as in the reference's training loop.
@@ -192,6 +293,7 @@ def make_torch_step(G, D, lambda_l1: float = 100.0, lr: float = 2e-4,  # pylint:
               'loss_G': loss_g, 'loss_G_GAN': loss_g_gan, 'loss_G_L1': loss_g_l1}
     return {k: v.detach().item() for k, v in losses.items()}
 
+  step.optimizers = {'G': opt_g, 'D': opt_d}  # Their .state holds exp_avg / exp_avg_sq.
   return step
 
 

@@ -51,6 +51,7 @@ class Networks:
   gan_mode: str = 'vanilla'
   lambda_l1: float = 100.0
   lambda_gan: float = 1.0
+  lambda_gp: float = 10.0  # Gradient-penalty weight; gan_mode 'wgangp' only.
   conditional_d: bool = True
   sync_batch_stats: bool = True
 
@@ -73,6 +74,7 @@ def make_networks(config: ml_collections.ConfigDict, output_channels: int,
       d=build_discriminator(config, axis_name=axis),
       g_tx=tx(), d_tx=tx(), gan_mode=config.loss.gan_mode,
       lambda_l1=float(config.loss.lambda_l1), lambda_gan=float(config.loss.lambda_gan),
+      lambda_gp=float(config.loss.get('lambda_gp', 10.0)),
       conditional_d=bool(config.loss.conditional_d),
       sync_batch_stats=bool(config.model.sync_batch_stats))
 
@@ -148,7 +150,15 @@ def train_step(state: TrainState, batch: Batch, *, nets: Networks,
                                 losses.d_input(x, lax.stop_gradient(fake), cond))
     real_logits, stats = _apply(nets.d, d_params, stats, losses.d_input(x, y, cond))
     real, fake_l = losses.d_loss_terms(real_logits, fake_logits, nets.gan_mode)
-    return 0.5 * (real + fake_l), (stats, real, fake_l)
+    loss = 0.5 * (real + fake_l)
+    if nets.gan_mode == 'wgangp':  # + lambda_gp * (|grad D(x_hat)| - 1)^2; x_hat on the pairs.
+      gp_key = jax.random.fold_in(step_key(state, axis_name), 1)  # Not the dropout key.
+      alpha = jax.random.uniform(gp_key, (x.shape[0],))
+      d_fn = lambda inp: _apply(nets.d, d_params, stats, inp)[0]  # noqa: E731
+      loss = loss + losses.gradient_penalty(
+          d_fn, losses.d_input(x, y, cond), losses.d_input(x, lax.stop_gradient(fake), cond),
+          alpha, lambda_gp=nets.lambda_gp)
+    return loss, (stats, real, fake_l)
 
   d_grads, (d_stats, d_real, d_fake) = jax.grad(d_loss_fn, has_aux=True)(state.d_params)
   d_grads = _pmean(d_grads, axis_name)

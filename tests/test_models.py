@@ -105,3 +105,23 @@ def test_min_image_size_accounts_for_patchgan():
   check_image_size(c, 24)
   with pytest.raises(ConfigError):
     check_image_size(c, 20)
+
+
+def test_dropout_placements():
+  from p2p_jax.models.unet import dropout_levels
+  assert dropout_levels(8, 'paper') == {5, 6, 7}  # CD512-CD1024-CD1024: the innermost three.
+  assert dropout_levels(8, 'reference') == {4, 5, 6}  # One level out.
+  assert dropout_levels(7, 'reference') == {4, 5} and dropout_levels(5, 'reference') == set()
+  assert dropout_levels(5, 'paper') == {2, 3, 4}
+  with pytest.raises(ConfigError, match='dropout_placement'):
+    build_generator(tiny_config(**{'model.dropout_placement': 'middle'}), 3)
+
+
+@pytest.mark.parametrize('placement,noisy', [('paper', True), ('reference', False)])
+def test_reference_placement_has_no_dropout_at_depth_5(placement, noisy):
+  g = UNetGenerator(output_channels=3, num_downs=5, ngf=8, dropout_placement=placement)
+  x = jax.random.normal(jax.random.key(1), (1, 32, 32, 3))
+  v = g.init(jax.random.key(0), x, train=False)
+  run = lambda key: g.apply(v, x, train=True, rngs={'dropout': jax.random.key(key)},  # noqa
+                            mutable=['batch_stats'])[0]
+  assert (not np.allclose(run(1), run(2))) == noisy

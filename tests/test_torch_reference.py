@@ -85,3 +85,28 @@ def test_step_trains_and_timer(torch):
   assert losses['loss_G_L1'] < l1_start  # Fits the single batch.
   times = tr.time_torch_step(step, (a, b), steps=2, warmup=1)
   assert len(times) == 2 and all(t > 0 for t in times)
+
+
+def test_reference_layout_keys_and_dropout_levels(torch):
+  from p2p_jax.models.unet import dropout_levels
+  g = tr.define_G('unet_256', 3, 3, ngf=2)
+  keys = set(g.state_dict())
+  # The reference's names: UnetGenerator.model -> block.model (Sequential) -> submodule at 1,
+  # then at 3 one level further in; BatchNorm2d at 2 (down) and 6 (up) of a middle level.
+  assert {'model.model.0.weight', 'model.model.3.weight', 'model.model.3.bias',
+          'model.model.1.model.2.running_mean', 'model.model.1.model.6.weight'} <= keys
+  for n in range(5, 9):
+    net = tr.UnetGenerator(3, 3, n, 2, use_dropout=True)
+    # Depth of each Dropout: its block's nesting level (outermost 0) = the Flax level up{i}.
+    levels = {name.count('.model.3') + 1 for name, m in net.named_modules()
+              if isinstance(m, torch.nn.Dropout)}
+    assert levels == dropout_levels(n, 'reference'), (n, levels)
+
+
+def test_pixel_discriminator(torch):
+  d = tr.PixelDiscriminator(6, 64)
+  # 1x1 convs: 6*64+64, 64*128 (no bias before BatchNorm), BN 2*128, 128*1 (no bias).
+  assert tr.count_params(d) == 6 * 64 + 64 + 64 * 128 + 2 * 128 + 128
+  assert d(torch.zeros(2, 6, 5, 5)).shape == (2, 1, 5, 5)
+  di = tr.PixelDiscriminator(6, 4, norm='instance')
+  assert all(m.bias is not None for m in di.modules() if isinstance(m, torch.nn.Conv2d))

@@ -7,7 +7,7 @@ import ml_collections
 
 from p2p_jax.errors import ConfigError
 from p2p_jax.models.discriminators import NLayerDiscriminator, PixelDiscriminator
-from p2p_jax.models.unet import UNetGenerator
+from p2p_jax.models.unet import DROPOUT_PLACEMENTS, UNetGenerator
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
@@ -23,9 +23,14 @@ def build_generator(config: ml_collections.ConfigDict, output_channels: int,
   m = config.model
   if m.generator != 'unet':
     raise ConfigError(f"model.generator must be 'unet', got {m.generator!r}.")
+  placement = m.get('dropout_placement', 'paper')  # Checkpoints from before the field: paper.
+  if placement not in DROPOUT_PLACEMENTS:
+    raise ConfigError(f'model.dropout_placement must be one of {DROPOUT_PLACEMENTS}, '
+                      f'got {placement!r}.')
   return UNetGenerator(output_channels=output_channels, num_downs=m.num_downs, ngf=m.ngf,
                        norm=m.g_norm, dropout_rate=m.dropout, init_std=m.init_std,
-                       axis_name=axis_name, dtype=compute_dtype(config))
+                       dropout_placement=placement, axis_name=axis_name,
+                       dtype=compute_dtype(config))
 
 
 def build_discriminator(config: ml_collections.ConfigDict, axis_name: str | None = None):

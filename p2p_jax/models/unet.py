@@ -7,8 +7,11 @@ channels with tanh. Errata followed: no norm on the innermost (bottleneck) level
 path, which a batch of 1 would otherwise zero. Layer widths, biases and padding follow the
 reference implementation, so parameter counts match it (U-Net-256: 54,413,955).
 
-Dropout (rate 0.5) sits in the three innermost decoder blocks, as in the paper's
-``CD512-CD1024-CD1024`` (the reference implementation shifts it one level up).
+Dropout (rate 0.5) follows ``dropout_placement``: ``'paper'`` puts it in the three innermost
+decoder blocks, the paper's ``CD512-CD1024-CD1024``; ``'reference'`` where the reference
+implementation has it, one level out: after the ``num_downs - 5`` middle 8*ngf decoder blocks
+that wrap the innermost one (three at 256 px, two at 128, none at 32), never the innermost.
+Checkpoints converted from the reference's PyTorch generators use ``'reference'``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,22 @@ import jax.numpy as jnp
 from p2p_jax.models.layers import Conv, ConvTranspose, conv_bias, make_norm
 
 
+DROPOUT_PLACEMENTS = ('paper', 'reference')
+
+
+def dropout_levels(num_downs: int, placement: str = 'paper', num_blocks: int = 3) -> set[int]:
+  """Decoder levels i (the block ``up{i}``, i = num_downs - 1 innermost) followed by dropout.
+
+  'paper': the ``num_blocks`` innermost. 'reference': levels 4 .. num_downs - 2, the blocks
+  the reference's ``UnetGenerator`` builds with ``use_dropout`` (``num_downs - 5`` of them).
+  """
+  if placement == 'paper':
+    return set(range(max(num_downs - num_blocks, 1), num_downs))
+  if placement == 'reference':
+    return set(range(4, num_downs - 1))
+  raise ValueError(f'Unknown dropout_placement {placement!r}; choose from {DROPOUT_PLACEMENTS}.')
+
+
 def encoder_widths(num_downs: int, ngf: int) -> list[int]:
   """Output channels of each encoder level: ngf, 2ngf, 4ngf, then 8ngf."""
   return [ngf * min(2 ** i, 8) for i in range(num_downs)]
@@ -33,7 +52,8 @@ class UNetGenerator(nn.Module):
   ngf: int = 64
   norm: str = 'batch'
   dropout_rate: float = 0.5
-  num_dropout_blocks: int = 3
+  num_dropout_blocks: int = 3  # With dropout_placement 'paper'.
+  dropout_placement: str = 'paper'  # 'paper' or 'reference' (see the module docstring).
   init_std: float = 0.02
   axis_name: str | None = None
   dtype: Any = jnp.float32
@@ -50,6 +70,8 @@ class UNetGenerator(nn.Module):
     dropout = train if dropout is None else dropout
     widths = encoder_widths(self.num_downs, self.ngf)
     bias = conv_bias(self.norm)
+    with_dropout = dropout_levels(self.num_downs, self.dropout_placement,
+                                  self.num_dropout_blocks)
     norm = lambda: make_norm(self.norm, train=train, axis_name=self.axis_name,  # noqa: E731
                              init_std=self.init_std, dtype=self.dtype)
 
@@ -73,7 +95,7 @@ class UNetGenerator(nn.Module):
       h = ConvTranspose(widths[i - 1], use_bias=bias, init_std=self.init_std,
                         dtype=self.dtype, name=f'up{i}')(h)
       h = norm()(h)
-      if self.num_downs - i <= self.num_dropout_blocks and self.dropout_rate > 0:
+      if i in with_dropout and self.dropout_rate > 0:
         h = nn.Dropout(self.dropout_rate, deterministic=not dropout)(h)
       h = jnp.concatenate([skips[i - 1], h], axis=-1)
     raise AssertionError('unreachable')
