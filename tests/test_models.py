@@ -9,7 +9,7 @@ from conftest import tiny_config
 from p2p_jax.models import NLayerDiscriminator, PixelDiscriminator, UNetGenerator
 from p2p_jax.models.discriminators import patch_receptive_field
 from p2p_jax.errors import ConfigError
-from p2p_jax.models.factory import check_image_size, min_image_size
+from p2p_jax.models.factory import build_generator, check_image_size, min_image_size
 
 
 def n_params(module, x, **kw):
