@@ -5,6 +5,12 @@ summaries to ``WORKDIR`` and sample grids (input | output | target) to
 ``WORKDIR/samples/``. Metrics are fetched one dispatch late so the host never blocks the
 device; a non-finite loss stops training with a clear message. Interrupting (Ctrl-C,
 SIGTERM) saves a checkpoint of the last completed step first.
+
+Multi-process jobs (``p2p_jax.distributed``) train one model on one mesh over every
+process's devices; each process reads its own shard of the data. Every process joins each
+checkpoint save (orbax writes one copy); only process 0 writes samples, summaries and
+``train_stats.json``. SIGTERM on any host makes all hosts save the same step (JAX's
+preemption sync point) and stop as an interrupted run does.
 """
 
 from __future__ import annotations
@@ -21,10 +27,10 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from p2p_jax import allocator, checkpoints, images, inference
+from p2p_jax import allocator, checkpoints, distributed, images, inference
 from p2p_jax.rng import make_key
 from p2p_jax.models.factory import ConfigError, check_image_size
-from p2p_jax.parallel import DataParallel, check_batch
+from p2p_jax.parallel import DataParallel, check_batch, check_mode
 from p2p_jax.train_step import TrainState, create_train_state
 
 
@@ -43,12 +49,13 @@ def total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int | None =
   return config.num_train_steps
 
 
-def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
-  """Fails fast, with the fix in the message, on configs that cannot train."""
-  check_batch(config.batch_size, num_devices)
-  if config.batch_size % jax.process_count():
-    raise ConfigError(f'batch_size {config.batch_size} must divide the {jax.process_count()} '
-                      'processes.')
+def validate_config(config: ml_collections.ConfigDict, num_devices: int,
+                    num_processes: int = 1) -> None:
+  """Fails fast, with the fix in the message, on configs that cannot train.
+
+  ``num_devices``: the devices of all ``num_processes`` processes (the global mesh)."""
+  check_mode(config.parallelism, num_processes)
+  check_batch(config.batch_size, num_devices, num_processes)
   check_image_size(config, config.image_size)
   if config.data.preprocess in ('resize_and_crop', 'scale_width_and_crop') and \
       config.data.load_size < config.image_size:
@@ -89,12 +96,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   """Trains pix2pix as configured; returns the final (single-copy) train state."""
   from p2p_jax.data import pipeline, sources  # TensorFlow only from here.
 
-  devices = jax.local_devices()
-  validate_config(config, len(devices))
+  devices = jax.devices()  # Every process's: one global mesh.
+  validate_config(config, len(devices), jax.process_count())
   allocator.warn_if_missing_tcmalloc(devices[0].platform)
-  source = sources.get_source(config)
-  channels = sources.io_channels(config, source)
-  num_steps = total_steps(config, pipeline.steps_per_epoch(config, source))
+
+  def open_data():  # Prepares the tfds dataset on first use.
+    source = sources.get_source(config)
+    return source, sources.io_channels(config, source), pipeline.steps_per_epoch(config, source)
+  source, channels, epoch_steps = distributed.main_process_first('prepare data', open_data)
+  num_steps = total_steps(config, epoch_steps)
   os.makedirs(workdir, exist_ok=True)
 
   dp = DataParallel.from_config(config, channels.target, num_steps, devices)
@@ -128,7 +138,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   sample_batch = next(pipeline.as_numpy(pipeline.eval_dataset(
       config, source, config.num_sample_images, max_examples=config.num_sample_images)))
   generate = inference.make_generate_fn(nets.g, paper_mode=True)
-  evaluator = _make_periodic_evaluator(config, workdir, source, nets, writer)
+  main_process = distributed.is_main_process()  # Writes samples and evaluates.
+  evaluator = (_make_periodic_evaluator(config, workdir, source, nets, writer)
+               if main_process else None)
 
   logging.info('training %s -> %s, %d params G, %d params D, %d device(s) [%s, CPU '
                'convolutions: %s], steps %d..%d', config.data.dataset, workdir,
@@ -140,7 +152,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   pending = None  # (first step of the dispatch, device metrics), fetched one dispatch late.
   t0, last_log_t, last_log_step = time.time(), time.time(), start_step
   steady = None  # (time, step) after the first dispatch has compiled and run.
-  old_handler = _install_sigterm_as_interrupt()
+  # One process: SIGTERM interrupts at once. Several: JAX's preemption service notes it
+  # and every process stops at the same dispatch (distributed.preemption_point).
+  old_handler = _install_sigterm_as_interrupt() if jax.process_count() == 1 else None
+  dispatches = 0
 
   def host_state():
     return jax.device_get(dp.get_state(dstate))
@@ -177,6 +192,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         vals = flush(pending)
       pending = (step, m)
       step += k
+      dispatches += 1
+      if distributed.preemption_point(dispatches):
+        raise KeyboardInterrupt('preempted')
       if steady is None and step - start_step >= 2 * k:
         jax.block_until_ready(m)
         steady = (time.time(), step)
@@ -191,7 +209,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                      rate * config.batch_size, _fmt_time(eta))
         writer.write_scalars(step, {'steps_per_sec': rate})
         last_log_t, last_log_step = now, step
-      if crossed(config.sample_every_steps):
+      if crossed(config.sample_every_steps) and main_process:
         _write_samples(workdir, step, dp, dstate, generate, sample_batch, writer, config)
       if evaluator is not None and crossed(config.eval_every_steps):
         evaluator(step, dp.get_state(dstate))
@@ -216,7 +234,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   final = host_state()
   if ckpt.latest_step() != step:
     ckpt.save(step, final, config, (channels.input, channels.target))
-  if config.sample_every_steps <= 0 or step % config.sample_every_steps:
+  if main_process and (config.sample_every_steps <= 0 or step % config.sample_every_steps):
     _write_samples(workdir, step, dp, dstate, generate, sample_batch, writer, config)
   ckpt.wait()
   writer.flush()
