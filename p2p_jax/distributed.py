@@ -138,6 +138,19 @@ def main_process_first(name: str, fn: Callable[[], T]) -> T:
   return fn()
 
 
+def fingerprint(tree) -> str:
+  """A short hash of a pytree's values (numpy arrays): equal on every host when the hosts
+  hold the same replicated state."""
+  import hashlib
+
+  import jax
+  import numpy as np
+  h = hashlib.sha256()
+  for x in jax.tree.leaves(tree):
+    h.update(np.ascontiguousarray(x).tobytes())
+  return h.hexdigest()[:16]
+
+
 def preemption_point(counter: int) -> bool:
   """Multi-process: True in every process at the same ``counter`` once any host got a
   preemption notice (SIGTERM); call it with the same counter, counting up by one, in every

@@ -224,7 +224,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       flush(pending)
     logging.warning('interrupted: saving a checkpoint at step %d', step)
     print(f'interrupted: saving checkpoint at step {step} in {ckpt.directory}', flush=True)
-    ckpt.save(step, host_state(), config, (channels.input, channels.target))
+    if ckpt.latest_step() != step:
+      ckpt.save(step, host_state(), config, (channels.input, channels.target))
     ckpt.wait()
     raise
   finally:
@@ -242,6 +243,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   _write_train_stats(workdir, config, start_step, step, elapsed, steady, loop_end)
   logging.info('done: %d steps in %s; checkpoints in %s, samples in %s', step - start_step,
                _fmt_time(elapsed), ckpt.directory, os.path.join(workdir, 'samples'))
+  logging.info('process %d of %d: final state fingerprint %s (the same on every process)',
+               jax.process_index(), jax.process_count(), distributed.fingerprint(final))
   return final
 
 
