@@ -113,12 +113,19 @@ def is_main_process() -> bool:
   return jax.process_index() == 0
 
 
-def barrier(name: str) -> None:
-  """Waits until every process reaches the barrier ``name`` (no-op with one process)."""
+BARRIER_TIMEOUT_S = 3600  # Preparing a large dataset in process 0 can take this long.
+
+
+def barrier(name: str, timeout_s: int = BARRIER_TIMEOUT_S) -> None:
+  """Waits until every process reaches the barrier ``name`` (no-op with one process).
+
+  A barrier of JAX's coordination service (through orbax's ``get_barrier_sync_fn``), not a
+  device collective: CPU collectives (gloo) give up when processes arrive more than ~30 s
+  apart, e.g. while process 0 prepares the data or compiles more slowly."""
   import jax
   if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    multihost_utils.sync_global_devices(name)
+    from orbax.checkpoint import multihost
+    multihost.get_barrier_sync_fn()(key=f'p2p_jax: {name}', timeout_ms=timeout_s * 1000)
 
 
 def main_process_first(name: str, fn: Callable[[], T]) -> T:

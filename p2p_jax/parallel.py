@@ -30,7 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from p2p_jax import xla_options
+from p2p_jax import distributed, xla_options
 from p2p_jax.models.factory import ConfigError
 from p2p_jax.train_step import (AXIS, Networks, TrainState, make_networks, multi_step,
                                 train_step)
@@ -113,6 +113,7 @@ class DataParallel:
     self._replicated = NamedSharding(self.mesh, P())
     self._step = self._build(nets, steps_per_dispatch, donate)
     self._step_one = self._step if steps_per_dispatch == 1 else self._build(nets, 1, donate)
+    self._compiled: dict[str, Callable] = {}  # Multi-process: ahead-of-time compiled steps.
 
   def _build(self, nets: Networks, k: int, donate: bool) -> Callable:
     step = functools.partial(multi_step if k > 1 else train_step, nets=nets, axis_name=AXIS)
@@ -180,11 +181,21 @@ class DataParallel:
   def step(self, state: TrainState, batch) -> tuple[TrainState, dict[str, jax.Array]]:
     """Runs ``steps_per_dispatch`` train steps; metrics have a device axis under pmap and a
     steps axis when steps_per_dispatch > 1 (use ``host_metrics``)."""
-    return self._step(state, batch)
+    return self._in_step(self._step, 'step', state, batch)
 
   def step_one(self, state: TrainState, batch) -> tuple[TrainState, dict[str, jax.Array]]:
     """A single train step on an unstacked batch (the tail of a multi-step run)."""
-    return self._step_one(state, batch)
+    return self._in_step(self._step_one, 'step_one', state, batch)
+
+  def _in_step(self, fn: Callable, name: str, state, batch):
+    """Several processes: compile first, then wait for every process before the first
+    run, so all reach the step's first collective together (not one compile apart)."""
+    if self.num_processes == 1:
+      return fn(state, batch)
+    if name not in self._compiled:
+      self._compiled[name] = fn.lower(state, batch).compile()
+      distributed.barrier(f'compiled {name}')
+    return self._compiled[name](state, batch)
 
   def host_metrics(self, metrics) -> list[dict[str, float]]:
     """Metrics of each step of a dispatch, as Python floats (blocks)."""
