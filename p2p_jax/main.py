@@ -20,6 +20,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ start-up 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from p2p_jax import distributed
 from p2p_jax.cpu import allocator
 from p2p_jax.errors import ConfigError, UserError
 
@@ -34,6 +35,13 @@ config_flags.DEFINE_config_file(
     'data paths are read from here.', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, summaries and samples.')
 flags.DEFINE_enum('mode', 'train', MODES, 'What to do.')
+flags.DEFINE_string('coordinator_address', None, 'Multi-process jobs: host:port of process '
+                    '0 (default: $JAX_COORDINATOR_ADDRESS, or detected under SLURM, Open MPI '
+                    'and Cloud TPU). See docs/multihost.md.')
+flags.DEFINE_integer('num_processes', None, 'Multi-process jobs: number of processes '
+                     '(default: $JAX_NUM_PROCESSES, or detected).')
+flags.DEFINE_integer('process_id', None, 'Multi-process jobs: this process, 0..num_processes-1 '
+                     '(default: $JAX_PROCESS_ID, or detected).')
 
 
 class _QuietLibraries:
@@ -64,9 +72,6 @@ def _hide_gpus_from_tensorflow() -> None:
 
 
 def run(config, workdir: str | None, mode: str) -> None:
-  import jax
-  logging.info('JAX process %d/%d, local devices: %s', jax.process_index(),
-               jax.process_count(), jax.local_devices())
   if mode == 'summary':
     from p2p_jax import summary
     from p2p_jax.data import sources
@@ -98,8 +103,12 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   _hide_gpus_from_tensorflow()
   _setup_logging()
-  logging.info('malloc: %s', allocator.active_malloc())
   try:
+    # Before anything touches JAX's devices: joins a multi-process job, if this is one.
+    how = distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
+                                 FLAGS.process_id)
+    logging.info('%s', distributed.describe(how))
+    logging.info('malloc: %s', allocator.active_malloc())
     run(FLAGS.config, FLAGS.workdir, FLAGS.mode)
   except UserError as e:
     logging.error('%s', e)

@@ -1,14 +1,24 @@
-"""Data parallelism over the local devices: one per-device step, two ways to map it.
+"""Data parallelism over every device of every process: one per-device step, two mappings.
 
 ``config.parallelism``:
-  'shard_map': ``jit(shard_map(step))`` over a 1-D mesh of the devices (JAX's recommended
-    path for new code). State is replicated (``P()``), the batch is split on its batch axis.
+  'shard_map': ``jit(shard_map(step))`` over a 1-D mesh of all devices of all processes
+    (``jax.devices()``; JAX's recommended path). State is replicated (``P()``); each process
+    feeds its own slice of the global batch, assembled into one global array
+    (``jax.make_array_from_process_local_data``), split on the batch axis. Gradients,
+    metrics and synchronised BatchNorm statistics are averaged over the whole mesh, and
+    ``lax.axis_index`` (dropout keys) is the global device index.
   'pmap': ``jax.pmap(step)`` (what the pix2pix-on-JAX brief names; maintenance mode in JAX).
     State carries a leading device axis; the batch is reshaped to [devices, per_device, ...].
+    Single-process only: a multi-process job gets a ConfigError at start-up.
 Both run the same ``train_step`` with the device axis named ``train_step.AXIS``, so
 gradients and metrics are averaged across devices identically; tests check that they agree
 with each other and with a single device. How the step's convolutions are computed (and
 compiled) on the devices' backend is ``p2p_jax.convolution.step_plan``'s decision.
+
+Nothing here dispatches a computation to read values back: ``get_state`` and
+``host_metrics`` wait for the step and copy one device's replica to the host. (Indexing a
+device-sharded array, ``x[0]``, is itself a small all-device program with an all-reduce;
+dispatched per leaf while the step's collectives ran, that hung the 2 fake CPU devices.)
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from p2p_jax import convolution
+from p2p_jax import convolution, distributed
 from p2p_jax.errors import ConfigError
 from p2p_jax.train_step import (AXIS, Networks, TrainState, make_networks, multi_step,
                                 train_step)
@@ -29,15 +39,38 @@ from p2p_jax.train_step import (AXIS, Networks, TrainState, make_networks, multi
 MODES = ('shard_map', 'pmap')
 
 
-def check_batch(global_batch: int, num_devices: int) -> int:
-  """Per-device batch; a clear error when the global batch does not divide evenly."""
+def check_batch(global_batch: int, num_devices: int, num_processes: int = 1) -> int:
+  """Per-device batch; a clear error when the global batch does not divide evenly.
+
+  ``num_devices`` counts the devices of all ``num_processes`` processes."""
   if global_batch < 1 or global_batch % num_devices:
     lower = global_batch // num_devices * num_devices
     options = sorted({m for m in (lower, lower + num_devices) if m > 0})
+    where = (f'{num_devices}' if num_processes == 1 else
+             f'{num_devices} = {num_processes} processes x {num_devices // num_processes}')
     raise ConfigError(
         f'batch_size {global_batch} must be a positive multiple of the number of devices '
-        f'({num_devices}); try ' + ' or '.join(f'--config.batch_size={m}' for m in options) + '.')
+        f'({where}); try ' + ' or '.join(f'--config.batch_size={m}' for m in options) + '.')
   return global_batch // num_devices
+
+
+def check_mode(mode: str, num_processes: int) -> None:
+  """A clear error for mappings this project cannot run as configured."""
+  if mode not in MODES:
+    raise ConfigError(f'parallelism must be one of {MODES}, got {mode!r}.')
+  if mode == 'pmap' and num_processes > 1:
+    raise ConfigError(
+        f'parallelism=pmap runs in one process only (this job has {num_processes}): pmap '
+        'maps over local devices with per-host state copies; use --config.parallelism='
+        'shard_map, which trains one model over all hosts\' devices.')
+
+
+def host_copy(x) -> np.ndarray:
+  """One replica of ``x`` on the host, read from this process's first device: no
+  computation is dispatched (``x[0]`` on a sharded array would be one, with collectives)."""
+  if not isinstance(x, jax.Array):
+    return np.asarray(x)
+  return np.asarray(x.addressable_shards[0].data)
 
 
 class DataParallel:
@@ -55,12 +88,12 @@ class DataParallel:
 
   def __init__(self, nets: Networks, mode: str = 'shard_map', devices=None,
                steps_per_dispatch: int = 1, donate: bool = True):
-    if mode not in MODES:
-      raise ConfigError(f'parallelism must be one of {MODES}, got {mode!r}.')
+    check_mode(mode, jax.process_count())
     self.mode = mode
     self.nets = nets
-    self.devices = list(devices if devices is not None else jax.local_devices())
+    self.devices = list(devices if devices is not None else jax.devices())
     self.num_devices = len(self.devices)
+    self.num_processes = len({d.process_index for d in self.devices})
     self.steps_per_dispatch = steps_per_dispatch
     # How the step computes its convolutions on these devices (``.forms`` for logs) and
     # the XLA compiler options that go with that.
@@ -70,6 +103,7 @@ class DataParallel:
     self._replicated = NamedSharding(self.mesh, P())
     self._step = self._build(nets, steps_per_dispatch, donate)
     self._step_one = self._step if steps_per_dispatch == 1 else self._build(nets, 1, donate)
+    self._compiled: dict[str, Callable] = {}  # Multi-process: ahead-of-time compiled steps.
 
   def _build(self, nets: Networks, k: int, donate: bool) -> Callable:
     step = self.conv_plan.wrap(
@@ -88,21 +122,32 @@ class DataParallel:
 
   # --- placement ------------------------------------------------------------------------
   def put_state(self, state: TrainState) -> TrainState:
+    """``state`` (the same values in every process) replicated on every device."""
+    host = jax.tree.map(host_copy, state)
     if self.mode == 'pmap':
-      stack = lambda x: np.broadcast_to(np.asarray(x)[None], (self.num_devices, *np.shape(x)))
-      return jax.device_put(jax.tree.map(stack, jax.device_get(state)), self._stacked)
-    return jax.device_put(state, self._replicated)
+      stack = lambda x: np.broadcast_to(x[None], (self.num_devices, *np.shape(x)))
+      return jax.device_put(jax.tree.map(stack, host), self._stacked)
+    return jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(self._replicated, x), host)
 
   def get_state(self, state: TrainState) -> TrainState:
-    """One copy of the (replicated) state, e.g. for checkpointing or sampling."""
-    if self.mode == 'pmap':
-      return jax.tree.map(lambda x: x[0], state)
-    return state
+    """One copy of the (replicated) state on the host, as numpy arrays, e.g. for
+    checkpointing or sampling. Waits for the step that produced ``state`` on every device
+    first, then reads this process's first replica: nothing is dispatched."""
+    jax.block_until_ready(state)
+    return jax.tree.map(self._replica, state)
+
+  def _replica(self, x) -> np.ndarray:
+    y = host_copy(x)
+    if self.mode == 'pmap' and y.ndim == np.ndim(x):  # The device axis, size 1 per shard.
+      y = y[0]
+    return y
 
   def put_batch(self, batch: dict[str, np.ndarray], stacked: bool | None = None
                 ) -> dict[str, jax.Array]:
-    """``batch`` leaves are [global_batch, ...], or [steps, global_batch, ...] when
-    ``stacked`` (default: steps_per_dispatch > 1)."""
+    """``batch`` leaves are this process's slice of the global batch, [batch, ...] or
+    [steps, batch, ...] when ``stacked`` (default: steps_per_dispatch > 1); with one
+    process that is the whole global batch. Returns global arrays over the mesh."""
     stacked = self.steps_per_dispatch > 1 if stacked is None else stacked
     b_axis = 1 if stacked else 0
     if self.mode == 'pmap':
@@ -114,26 +159,40 @@ class DataParallel:
         x = x.reshape(shape)
         return np.moveaxis(x, b_axis, 0) if b_axis else x
       return jax.device_put(jax.tree.map(split, batch), self._stacked)
-    for x in jax.tree.leaves(batch):
-      check_batch(x.shape[b_axis], self.num_devices)
-    spec = P(None, AXIS) if stacked else P(AXIS)
-    return jax.device_put(batch, NamedSharding(self.mesh, spec))
+    sharding = NamedSharding(self.mesh, P(None, AXIS) if stacked else P(AXIS))
+
+    def to_global(x):
+      x = np.asarray(x)
+      shape = list(x.shape)
+      shape[b_axis] *= self.num_processes
+      check_batch(shape[b_axis], self.num_devices, self.num_processes)
+      return jax.make_array_from_process_local_data(sharding, x, tuple(shape))
+    return jax.tree.map(to_global, batch)
 
   # --- stepping -------------------------------------------------------------------------
   def step(self, state: TrainState, batch) -> tuple[TrainState, dict[str, jax.Array]]:
     """Runs ``steps_per_dispatch`` train steps; metrics have a device axis under pmap and a
     steps axis when steps_per_dispatch > 1 (use ``host_metrics``)."""
-    return self._step(state, batch)
+    return self._in_step(self._step, 'step', state, batch)
 
   def step_one(self, state: TrainState, batch) -> tuple[TrainState, dict[str, jax.Array]]:
     """A single train step on an unstacked batch (the tail of a multi-step run)."""
-    return self._step_one(state, batch)
+    return self._in_step(self._step_one, 'step_one', state, batch)
+
+  def _in_step(self, fn: Callable, name: str, state, batch):
+    """Several processes: compile first, then wait for every process before the first
+    run, so all reach the step's first collective together (not one compile apart)."""
+    if self.num_processes == 1:
+      return fn(state, batch)
+    if name not in self._compiled:
+      self._compiled[name] = fn.lower(state, batch).compile()
+      distributed.barrier(f'compiled {name}')
+    return self._compiled[name](state, batch)
 
   def host_metrics(self, metrics) -> list[dict[str, float]]:
     """Metrics of each step of a dispatch, as Python floats (blocks)."""
-    m = jax.device_get(metrics)
-    if self.mode == 'pmap':
-      m = jax.tree.map(lambda x: x[0], m)
+    jax.block_until_ready(metrics)
+    m = jax.tree.map(self._replica, metrics)  # Replicated: any device's copy is the value.
     m = jax.tree.map(np.atleast_1d, m)
     n = len(next(iter(m.values())))
     return [{k: float(v[i]) for k, v in m.items()} for i in range(n)]

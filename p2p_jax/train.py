@@ -7,6 +7,12 @@ summaries to ``WORKDIR`` and sample grids (input | output | target) to
 ``WORKDIR/samples/``. Metrics are fetched one dispatch late so the host never blocks the
 device; a non-finite loss stops training with a clear message. Interrupting (Ctrl-C,
 SIGTERM) saves a checkpoint of the last completed step first.
+
+Multi-process jobs (``p2p_jax.distributed``) train one model on one mesh over every
+process's devices; each process reads its own shard of the data. Every process joins each
+checkpoint save (orbax writes one copy); only process 0 writes samples, summaries and
+``train_stats.json``. SIGTERM on any host makes all hosts save the same step (JAX's
+preemption sync point) and stop as an interrupted run does.
 """
 
 from __future__ import annotations
@@ -23,12 +29,12 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from p2p_jax import checkpoints, images, inference, schedules
+from p2p_jax import checkpoints, distributed, images, inference, schedules
 from p2p_jax.cpu import allocator
 from p2p_jax.rng import make_key
 from p2p_jax.errors import CheckpointError, ConfigError, TrainingError
 from p2p_jax.models.factory import check_image_size
-from p2p_jax.parallel import DataParallel, check_batch
+from p2p_jax.parallel import DataParallel, check_batch, check_mode
 from p2p_jax.train_step import TrainState, create_train_state
 
 
@@ -36,12 +42,13 @@ from p2p_jax.train_step import TrainState, create_train_state
 _MODEL_FIELDS = ('image_size',)
 
 
-def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
-  """Fails fast, with the fix in the message, on configs that cannot train."""
-  check_batch(config.batch_size, num_devices)
-  if config.batch_size % jax.process_count():
-    raise ConfigError(f'batch_size {config.batch_size} must divide the {jax.process_count()} '
-                      'processes.')
+def validate_config(config: ml_collections.ConfigDict, num_devices: int,
+                    num_processes: int = 1) -> None:
+  """Fails fast, with the fix in the message, on configs that cannot train.
+
+  ``num_devices``: the devices of all ``num_processes`` processes (the global mesh)."""
+  check_mode(config.parallelism, num_processes)
+  check_batch(config.batch_size, num_devices, num_processes)
   check_image_size(config, config.image_size)
   schedules.parse_length(config.num_train_steps)
   if config.get('num_epochs', -1) > 0:
@@ -89,12 +96,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   """Trains pix2pix as configured; returns the final (single-copy) train state."""
   from p2p_jax.data import pipeline, sources  # TensorFlow only from here.
 
-  devices = jax.local_devices()
-  validate_config(config, len(devices))
+  devices = jax.devices()  # Every process's: one global mesh.
+  validate_config(config, len(devices), jax.process_count())
   allocator.warn_if_missing_tcmalloc(devices[0].platform)
-  source = sources.get_source(config)
-  channels = sources.io_channels(config, source)
-  steps_per_epoch = pipeline.steps_per_epoch(config, source)
+
+  def open_data():  # Prepares the tfds dataset on first use.
+    source = sources.get_source(config)
+    return source, sources.io_channels(config, source), pipeline.steps_per_epoch(config, source)
+  source, channels, steps_per_epoch = distributed.main_process_first('prepare data', open_data)
   num_steps = schedules.total_steps(config.num_train_steps, steps_per_epoch)
   os.makedirs(workdir, exist_ok=True)
 
@@ -130,7 +139,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   sample_batch = next(pipeline.as_numpy(pipeline.eval_dataset(
       config, source, config.num_sample_images, max_examples=config.num_sample_images)))
   generate = inference.make_generate_fn(nets.g, paper_mode=True)
-  evaluator = _make_periodic_evaluator(config, workdir, source, nets, writer)
+  main_process = distributed.is_main_process()  # Writes samples and evaluates.
+  evaluator = (_make_periodic_evaluator(config, workdir, source, nets, writer)
+               if main_process else None)
 
   logging.info('training %s -> %s, %d params G, %d params D, %d device(s) [%s, '
                'convolutions: %s], steps %d..%d', config.data.dataset, workdir,
@@ -142,7 +153,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   pending = None  # (first step of the dispatch, device metrics), fetched one dispatch late.
   t0, last_log_t, last_log_step = time.time(), time.time(), start_step
   steady = None  # (time, step) after the first dispatch has compiled and run.
-  old_handler = _install_sigterm_as_interrupt()
+  # One process: SIGTERM interrupts at once. Several: JAX's preemption service notes it
+  # and every process stops at the same dispatch (distributed.preemption_point).
+  old_handler = _install_sigterm_as_interrupt() if jax.process_count() == 1 else None
+  dispatches = 0
 
   def host_state():
     return jax.device_get(dp.get_state(dstate))
@@ -179,6 +193,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         vals = flush(pending)
       pending = (step, m)
       step += k
+      dispatches += 1
+      if distributed.preemption_point(dispatches):
+        raise KeyboardInterrupt('preempted')
       if steady is None and step - start_step >= 2 * k:
         jax.block_until_ready(m)
         steady = (time.time(), step)
@@ -193,7 +210,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                      rate * config.batch_size, _fmt_time(eta))
         writer.write_scalars(step, {'steps_per_sec': rate})
         last_log_t, last_log_step = now, step
-      if crossed(config.sample_every_steps):
+      if crossed(config.sample_every_steps) and main_process:
         _write_samples(workdir, step, dp, dstate, generate, sample_batch, writer, config)
       if evaluator is not None and crossed(config.eval_every_steps):
         evaluator(step, dp.get_state(dstate))
@@ -208,7 +225,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       flush(pending)
     logging.warning('interrupted: saving a checkpoint at step %d', step)
     print(f'interrupted: saving checkpoint at step {step} in {ckpt.directory}', flush=True)
-    ckpt.save(step, host_state(), config, (channels.input, channels.target))
+    if ckpt.latest_step() != step:
+      ckpt.save(step, host_state(), config, (channels.input, channels.target))
     ckpt.wait()
     raise
   finally:
@@ -218,7 +236,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   final = host_state()
   if ckpt.latest_step() != step:
     ckpt.save(step, final, config, (channels.input, channels.target))
-  if config.sample_every_steps <= 0 or step % config.sample_every_steps:
+  if main_process and (config.sample_every_steps <= 0 or step % config.sample_every_steps):
     _write_samples(workdir, step, dp, dstate, generate, sample_batch, writer, config)
   ckpt.wait()
   writer.flush()
@@ -226,6 +244,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   _write_train_stats(workdir, config, start_step, step, elapsed, steady, loop_end)
   logging.info('done: %d steps in %s; checkpoints in %s, samples in %s', step - start_step,
                _fmt_time(elapsed), ckpt.directory, os.path.join(workdir, 'samples'))
+  logging.info('process %d of %d: final state fingerprint %s (the same on every process)',
+               jax.process_index(), jax.process_count(), distributed.fingerprint(final))
   return final
 
 
