@@ -406,9 +406,9 @@ def flax_params_from_torch(net, params, paths: Sequence[str]):
       raise ValueError(f'{path}: kernel shape {tuple(leaf["kernel"].shape)} vs torch {w.shape}')
     if ('bias' in leaf) != (m.bias is not None):
       raise ValueError(f'{path}: bias in one network and not the other')
-    leaf['kernel'] = np.ascontiguousarray(w)
+    leaf['kernel'] = np.array(w, copy=True)  # Copies: torch's optimiser updates in place.
     if m.bias is not None:
-      leaf['bias'] = m.bias.detach().cpu().numpy()
+      leaf['bias'] = np.array(m.bias.detach().cpu().numpy(), copy=True)
   return out
 
 
