@@ -6,37 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_adam_params_close, tiny_config
+from conftest import assert_adam_params_close, tiny_cyclegan_config
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from p2p_jax import cyclegan, image_pool, losses
 
 SHAPE = (32, 32, 3)
-
-
-def tiny_cyclegan_config(**overrides):
-  c = tiny_config()
-  c.model.name = 'cyclegan'
-  c.model.generator = 'resnet_1blocks'
-  c.model.ngf = 4
-  c.model.ndf = 4
-  c.model.g_norm = 'instance'
-  c.model.d_norm = 'instance'
-  c.loss.gan_mode = 'lsgan'
-  c.loss.lambda_a = 10.0
-  c.loss.lambda_b = 10.0
-  c.loss.lambda_identity = 0.5
-  c.loss.pool_size = 50
-  c.optim.n_epochs = 100
-  c.optim.n_epochs_decay = 100
-  for k, v in overrides.items():
-    target = c
-    *path, leaf = k.split('.')
-    for p in path:
-      target = target[p]
-    target[leaf] = v
-  return c
 
 
 def batch(n=2, seed=0):
