@@ -282,6 +282,7 @@ def generator_for(nets: Networks, direction: str) -> tuple[nn.Module, str]:
   raise ConfigError(f'direction must be one of {DIRECTIONS}, got {direction!r}.')
 
 
+@functools.lru_cache(maxsize=16)
 def make_translate_fn(nets: Networks, direction: str):
   """Jitted ``translate(g_params, images) -> (translated, reconstructed)``: G(x) and the
   other generator's reconstruction of x from it. ``g_params`` is ``TrainState.g_params``."""
@@ -294,3 +295,69 @@ def make_translate_fn(nets: Networks, direction: str):
     return y, _apply(back, g_params[back_key], y)
 
   return translate
+
+
+# --- The model interface (p2p_jax.gan) -------------------------------------------------------
+
+NAME = 'cyclegan'
+
+
+def build(config: ml_collections.ConfigDict, data, *, multi_device: bool = False,
+          cpu_convolutions: str = 'xla_default') -> Networks:
+  """``make_networks`` for ``data`` (a ``gan.DataInfo``: channels of A and B, epoch length).
+  Instance norm needs nothing synchronised across devices, hence no ``multi_device``
+  difference; ``cpu_convolutions`` does not change these networks."""
+  del multi_device, cpu_convolutions
+  return make_networks(config, data.channels_in, data.channels_out, data.steps_per_epoch)
+
+
+def init_state(nets: Networks, config: ml_collections.ConfigDict, data,
+               rng: int | jax.Array, num_devices: int = 1) -> TrainState:
+  s = config.image_size
+  return create_train_state(nets, rng, (s, s, data.channels_in), (s, s, data.channels_out),
+                            num_devices)
+
+
+def progress(m: dict[str, float]) -> str:
+  """The training log line's losses."""
+  return (f"D_A {m['d_a']:.3f} G_A {m['g_a']:.3f} cyc_A {m['cycle_a']:.3f} "
+          f"idt_A {m['idt_a']:.3f} | D_B {m['d_b']:.3f} G_B {m['g_b']:.3f} "
+          f"cyc_B {m['cycle_b']:.3f} idt_B {m['idt_b']:.3f}")
+
+
+def _count(tree) -> int:
+  return int(sum(x.size for x in jax.tree.leaves(tree)))
+
+
+def param_counts(state: TrainState) -> dict[str, int]:
+  return {'G_A': _count(state.g_params['g_a']), 'G_B': _count(state.g_params['g_b']),
+          'D_A': _count(state.d_params['d_a']), 'D_B': _count(state.d_params['d_b'])}
+
+
+def network_params(config: ml_collections.ConfigDict, data) -> list[tuple[str, PyTree]]:
+  """(description, shape-only parameters) of the four networks, for ``--mode=summary``."""
+  nets = build(config, data)
+  s, m = config.image_size, config.model
+  state = jax.eval_shape(lambda: init_state(nets, config, data, 0))
+  ca, cb = data.channels_in, data.channels_out
+  g = (f'ResNet generator, {resnet_blocks(m.generator)} blocks, ngf={m.ngf}, '
+       f'norm={m.g_norm}, {s}px')
+  d = f'PatchGAN, n_layers={m.n_layers}, ndf={m.ndf}, norm={m.d_norm}'
+  return [(f'G_A (A -> B): {g}, {ca}->{cb} channels', state.g_params['g_a']),
+          (f'G_B (B -> A): {g}, {cb}->{ca} channels', state.g_params['g_b']),
+          (f'D_A (judges B): {d}, {cb} input channels', state.d_params['d_a']),
+          (f'D_B (judges A): {d}, {ca} input channels', state.d_params['d_b'])]
+
+
+def sample_grid(nets: Networks, state: TrainState, batch: Batch, key: jax.Array):
+  """(uint8 image, tag): per row real A | G_A(A) | G_B(G_A(A)) | real B | G_B(B) |
+  G_A(G_B(B)). ``state`` is one (host or replicated) copy; ``key`` is unused (no noise)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from p2p_jax import images  # pylint: disable=import-outside-toplevel
+  del key
+  a, b = batch['A'], batch['B']
+  n = min(len(a), len(b))
+  fake_b, rec_a = make_translate_fn(nets, 'AtoB')(state.g_params, a[:n])
+  fake_a, rec_b = make_translate_fn(nets, 'BtoA')(state.g_params, b[:n])
+  cols = [a[:n], fake_b, rec_a, b[:n], fake_a, rec_b]
+  return images.grid([np.asarray(c) for c in cols]), 'samples/A_fakeB_recA_B_fakeA_recB'
