@@ -138,6 +138,19 @@ def check_config(config: ml_collections.ConfigDict, channels_a: int, channels_b:
   losses._check(loss.gan_mode)  # pylint: disable=protected-access
 
 
+def check_image_size(config: ml_collections.ConfigDict, height: int, width: int | None = None,
+                     what: str = 'image_size') -> None:
+  """ConfigError unless both sides are multiples of 4 (two stride-2 levels) and large
+  enough for the PatchGAN (``3 * 2**n_layers``: 24 px for the 70x70 one)."""
+  width = height if width is None else width
+  smallest = max(8, -(-3 * 2 ** config.model.n_layers // 4) * 4)
+  for side in (height, width):
+    if side < smallest or side % 4:
+      raise ConfigError(f'{what} {height}x{width} does not fit CycleGAN\'s networks: each side '
+                        f'must be a multiple of 4 and at least {smallest} (e.g. {smallest}, '
+                        f'{smallest + 4}, ..., 128, 256).')
+
+
 def make_networks(config: ml_collections.ConfigDict, channels_a: int, channels_b: int,
                   steps_per_epoch: int = 1) -> Networks:
   """Modules, optimisers and loss weights from the config (``model``, ``loss``, ``optim``)."""
@@ -302,12 +315,11 @@ def make_translate_fn(nets: Networks, direction: str):
 NAME = 'cyclegan'
 
 
-def build(config: ml_collections.ConfigDict, data, *, multi_device: bool = False,
-          cpu_convolutions: str = 'xla_default') -> Networks:
+def build(config: ml_collections.ConfigDict, data, *, multi_device: bool = False) -> Networks:
   """``make_networks`` for ``data`` (a ``gan.DataInfo``: channels of A and B, epoch length).
   Instance norm needs nothing synchronised across devices, hence no ``multi_device``
-  difference; ``cpu_convolutions`` does not change these networks."""
-  del multi_device, cpu_convolutions
+  difference."""
+  del multi_device
   return make_networks(config, data.channels_in, data.channels_out, data.steps_per_epoch)
 
 

@@ -9,7 +9,7 @@ bench use:
   ``PER_DEVICE_FIELDS`` (state fields with one entry per device, e.g. CycleGAN's image
   pools; the rest is replicated) and ``METRICS`` (the names ``train_step`` reports);
 * ``total_steps(config, steps_per_epoch)``;
-* ``build(config, data, *, multi_device, cpu_convolutions) -> Networks`` (the static
+* ``build(config, data, *, multi_device) -> Networks`` (the static
   modules, optimisers and loss settings) and ``init_state(nets, data, rng, num_devices)``;
 * ``train_step(state, batch, *, nets, axis_name)`` and ``multi_step`` (pure, per device);
 * ``progress(metrics) -> str`` (the log line), ``param_counts(state)`` and

@@ -4,7 +4,8 @@ and B streams for CycleGAN, behind one small interface the training loop uses.
 ``for_config(config)`` returns an object with ``info`` (a :class:`p2p_jax.gan.DataInfo`:
 channels and the epoch length; ``channels``: the same without reading the dataset's size), ``train_iter(per_process_batch, start_step=...,
 process_index=..., process_count=...)`` (numpy batches, resumable at any step),
-``sample_batch(n)`` (fixed eval examples for the training's sample grids) and ``source``.
+``sample_batch(n)`` (fixed eval examples for the training's sample grids), ``epoch_note()``
+(how an epoch is counted, for the log) and ``source``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class PairedData:
     ch = sources.io_channels(self.config, self.source)
     return gan.DataInfo(ch.input, ch.target)
 
+  def epoch_note(self) -> str:
+    """How an epoch is counted, for the log."""
+    n = self.source.num_examples(self.config.data.train_split)
+    return f'{n} training pairs // batch {self.config.batch_size}'
+
   def train_iter(self, per_process_batch: int, **kw) -> Iterator[dict[str, np.ndarray]]:
     return pipeline.as_numpy(pipeline.train_dataset(self.config, self.source,
                                                     per_process_batch, **kw))
@@ -63,6 +69,12 @@ class UnpairedData:
   def channels(self) -> gan.DataInfo:
     """Channels only (steps_per_epoch 1)."""
     return gan.DataInfo(self.source.channels_a, self.source.channels_b)
+
+  def epoch_note(self) -> str:
+    """How an epoch is counted, for the log."""
+    split = self.config.data.train_split
+    na, nb = (self.source.num_images(s, split) for s in unpaired.SIDES)
+    return f'max(|A| {na}, |B| {nb}) images // batch {self.config.batch_size}'
 
   def train_iter(self, per_process_batch: int, **kw) -> Iterator[dict[str, np.ndarray]]:
     return unpaired.as_numpy(unpaired.train_dataset(self.config, self.source,

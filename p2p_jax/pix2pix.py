@@ -1,9 +1,12 @@
-"""The pix2pix train state and the pure per-device train step. No TensorFlow.
+"""pix2pix (Isola et al. 2017): its train state and the pure per-device train step.
+No TensorFlow.
 
 ``train_step(state, batch, *, nets, axis_name)`` updates D once, then G once, from one
 batch, computing G's forward pass a single time (its VJP is reused for G's update).
 Under data parallelism ``axis_name`` names the device axis: gradients and metrics are
 averaged over it, and BatchNorm statistics are synchronised over it when configured.
+Generation (paper mode: dropout on, test-batch statistics) is ``p2p_jax.inference``. The
+functions at the end are the model interface of ``p2p_jax.gan``.
 """
 
 from __future__ import annotations
@@ -199,3 +202,67 @@ def multi_step(state: TrainState, batches: Batch, *, nets: Networks,
   body = functools.partial(train_step, nets=nets, axis_name=axis_name)
   # Unrolled: XLA:CPU runs convolutions inside while-loop bodies on a slow path (~10x).
   return lax.scan(body, state, batches, unroll=True)
+
+
+# --- The model interface (p2p_jax.gan) -------------------------------------------------------
+
+NAME = 'pix2pix'
+PER_DEVICE_FIELDS: tuple[str, ...] = ()  # Everything is replicated.
+METRICS = ('d_loss', 'd_real', 'd_fake', 'g_gan', 'g_l1', 'g_loss')
+
+
+def check_image_size(config: ml_collections.ConfigDict, height: int, width: int | None = None,
+                     what: str = 'image_size') -> None:
+  """ConfigError naming the valid sizes when (height, width) does not fit the networks."""
+  from p2p_jax.models import factory  # pylint: disable=import-outside-toplevel
+  factory.check_image_size(config, height, width, what)
+
+
+def build(config: ml_collections.ConfigDict, data, *, multi_device: bool = False) -> Networks:
+  """``make_networks`` for ``data`` (a ``gan.DataInfo``)."""
+  return make_networks(config, data.channels_out, data.steps_per_epoch,
+                       multi_device=multi_device)
+
+
+def init_state(nets: Networks, config: ml_collections.ConfigDict, data,
+               rng: int | jax.Array, num_devices: int = 1) -> TrainState:
+  del num_devices  # Nothing per device.
+  s = config.image_size
+  return create_train_state(nets, rng, (s, s, data.channels_in), data.channels_out)
+
+
+def progress(m: dict[str, float]) -> str:
+  """The training log line's losses."""
+  return (f"d {m['d_loss']:.3f} (real {m['d_real']:.3f} fake {m['d_fake']:.3f}) | "
+          f"g_gan {m['g_gan']:.3f} | l1 {m['g_l1']:.4f}")
+
+
+def _count(tree) -> int:
+  return int(sum(x.size for x in jax.tree.leaves(tree)))
+
+
+def param_counts(state: TrainState) -> dict[str, int]:
+  return {'G': _count(state.g_params), 'D': _count(state.d_params)}
+
+
+def network_params(config: ml_collections.ConfigDict, data) -> list[tuple[str, PyTree]]:
+  """(description, shape-only parameters) of G and D, for ``--mode=summary``."""
+  nets = build(config, data)
+  state = jax.eval_shape(lambda: init_state(nets, config, data, 0))
+  m, ci, co = config.model, data.channels_in, data.channels_out
+  d_in = ci + co if config.loss.conditional_d else co
+  return [(f'Generator: U-Net, num_downs={m.num_downs}, ngf={m.ngf}, norm={m.g_norm}, '
+           f'{ci}->{co} channels, {config.image_size}px', state.g_params),
+          (f'Discriminator: {m.discriminator}, n_layers={m.n_layers}, ndf={m.ndf}, '
+           f'norm={m.d_norm}, {d_in} input channels', state.d_params)]
+
+
+def sample_grid(nets: Networks, state: TrainState, batch: Batch, key: jax.Array):
+  """(uint8 image, tag): per row input | G(input) (paper mode, dropout key ``key``) |
+  target."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from p2p_jax import images, inference  # pylint: disable=import-outside-toplevel
+  generate = inference.make_generate_fn(nets.g, paper_mode=True)
+  out = np.asarray(generate(state.g_params, state.g_batch_stats, batch['input'], key))
+  return (images.grid([batch['input'], out, batch['target']]),
+          'samples/input_output_target')
