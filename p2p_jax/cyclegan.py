@@ -135,7 +135,7 @@ def check_config(config: ml_collections.ConfigDict, channels_a: int, channels_b:
                       f'({channels_b}); set --config.loss.lambda_identity=0.')
   if loss.pool_size < 0:
     raise ConfigError(f'loss.pool_size must be >= 0, got {loss.pool_size}.')
-  losses._check(loss.gan_mode)  # pylint: disable=protected-access
+  losses.check_gan_mode(loss.gan_mode)
 
 
 def check_image_size(config: ml_collections.ConfigDict, height: int, width: int | None = None,

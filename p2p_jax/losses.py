@@ -21,7 +21,7 @@ import optax
 GAN_MODES = ('vanilla', 'lsgan', 'hinge', 'wgangp')
 
 
-def _check(mode: str) -> None:
+def check_gan_mode(mode: str) -> None:
   if mode not in GAN_MODES:
     raise ValueError(f'Unknown loss.gan_mode {mode!r}; choose from {GAN_MODES}.')
 
@@ -29,7 +29,7 @@ def _check(mode: str) -> None:
 def d_loss_terms(real_logits: jax.Array, fake_logits: jax.Array, mode: str = 'vanilla'
                  ) -> tuple[jax.Array, jax.Array]:
   """D's loss on real and on fake patches (each un-halved)."""
-  _check(mode)
+  check_gan_mode(mode)
   real_logits = real_logits.astype(jnp.float32)
   fake_logits = fake_logits.astype(jnp.float32)
   if mode == 'vanilla':
@@ -56,7 +56,7 @@ def d_loss(real_logits: jax.Array, fake_logits: jax.Array, mode: str = 'vanilla'
 def g_gan_loss(fake_logits: jax.Array, mode: str = 'vanilla') -> jax.Array:
   """G's adversarial loss: non-saturating BCE vs 'real' (vanilla), (D-1)^2 (lsgan), -D (hinge,
   wgangp)."""
-  _check(mode)
+  check_gan_mode(mode)
   fake_logits = fake_logits.astype(jnp.float32)
   if mode == 'vanilla':
     return optax.sigmoid_binary_cross_entropy(fake_logits, jnp.ones_like(fake_logits)).mean()

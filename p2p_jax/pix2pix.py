@@ -71,7 +71,7 @@ def make_networks(config: ml_collections.ConfigDict, output_channels: int,
   axis = AXIS if (multi_device and config.model.sync_batch_stats) else None
   lr = schedules.learning_rate_fn(config.optim, steps_per_epoch)
   tx = lambda: optax.adam(lr, b1=config.optim.b1, b2=config.optim.b2)  # noqa: E731
-  losses._check(config.loss.gan_mode)
+  losses.check_gan_mode(config.loss.gan_mode)
   return Networks(
       g=build_generator(config, output_channels, axis_name=axis),
       d=build_discriminator(config, axis_name=axis),

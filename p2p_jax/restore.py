@@ -17,7 +17,7 @@ from absl import logging
 from p2p_jax import checkpoints
 from p2p_jax.errors import ConfigError
 from p2p_jax.rng import make_key
-from p2p_jax.train_step import create_train_state, make_networks
+from p2p_jax.pix2pix import create_train_state, make_networks
 
 # Data fields that are paths on the machine that samples (taken from --config when set).
 PATH_FIELDS = ('data_dir', 'manual_dir', 'data_path')

@@ -42,7 +42,7 @@ import tensorflow as tf
 from absl import logging
 
 from p2p_jax.data import folders, preprocess, sources
-from p2p_jax.data.sources import DataError
+from p2p_jax.errors import DataError
 
 SIDES = ('A', 'B')
 CYCLE_GAN_NAMES = ('apple2orange', 'summer2winter_yosemite', 'horse2zebra', 'monet2photo',
@@ -209,12 +209,9 @@ class UnpairedFolderSource:
                    process_count: int = 1, shuffle_files: bool = False,
                    seed: int = 0) -> tf.data.Dataset:
     infos = list(self.images(side, split))
-    if process_count > 1:
-      if len(infos) < process_count:
-        raise DataError(f'{self._dir(side, split)} has {len(infos)} images, fewer than the '
-                        f'{process_count} processes reading it.')
-      per = len(infos) // process_count
-      infos = infos[process_index * per:(process_index + 1) * per]
+    start, stop = sources.process_shard(len(infos), process_index, process_count,
+                                        what=str(self._dir(side, split)))
+    infos = infos[start:stop]
     channels, bits = self._format(side)
     dtype = tf.uint16 if bits == 16 else tf.uint8
     codecs = {i.codec for i in infos}
