@@ -29,7 +29,7 @@ def get_config():
   c.checkpoint_every_steps = 400
   c.log_every_steps = 50
   c.sample_every_steps = 400
-  c.num_train_steps = -1  # Set by the schedule: (n_epochs + n_epochs_decay) epochs.
+  c.num_train_steps = '8ep'  # 8 epochs of max(|A|, |B|) = 200 steps: 1,600 steps.
 
   c.data.direction = 'BtoA'  # A = label map, B = photo (the paired set's B and A).
   c.data.unpaired_halves = True  # Labels from one half of the pairs, photos from the other.
@@ -48,8 +48,8 @@ def get_config():
   c.loss.lambda_identity = 0.5  # Identity L1 weight, relative to lambda (0 disables).
   c.loss.pool_size = 50  # Past fakes D trains on, per direction (0 = newest only).
 
-  c.optim.n_epochs = 4  # Epochs at the initial lr (paper 100).
-  c.optim.n_epochs_decay = 4  # Epochs of linear decay towards 0 (paper 100).
+  c.optim.lr_constant_epochs = 4  # Epochs at the initial lr (paper 100).
+  c.optim.lr_decay_epochs = 4  # Then linear decay per epoch towards 0 (paper 100).
 
   c.sample.direction = 'both'  # 'AtoB', 'BtoA' or 'both' (--mode=sample).
   return c

@@ -30,6 +30,7 @@ def get_config():
   c.model.generator = 'resnet_9blocks'  # 'resnet_6blocks' for 128 px.
   c.model.ngf = 64
   c.model.ndf = 64
-  c.optim.n_epochs = 100
-  c.optim.n_epochs_decay = 100
+  c.num_train_steps = '200ep'  # Paper: 200 epochs.
+  c.optim.lr_constant_epochs = 100  # Reference --n_epochs 100,
+  c.optim.lr_decay_epochs = 100  # then --n_epochs_decay 100.
   return c

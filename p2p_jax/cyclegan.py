@@ -40,7 +40,7 @@ import ml_collections
 import optax
 from jax import lax
 
-from p2p_jax import image_pool, losses, rng as rnglib
+from p2p_jax import image_pool, losses, rng as rnglib, schedules
 from p2p_jax.errors import ConfigError
 from p2p_jax.models.discriminators import NLayerDiscriminator
 from p2p_jax.models.factory import compute_dtype
@@ -81,33 +81,6 @@ class Networks:
   lambda_b: float = 10.0
   lambda_identity: float = 0.5
   pool_size: int = 50
-
-
-# --- Learning rate --------------------------------------------------------------------------
-
-def lr_factor(epoch: int | jax.Array, n_epochs: int, n_epochs_decay: int):
-  """The reference's ``linear`` policy: the lr multiplier during 0-based ``epoch``.
-
-  ``1 - max(0, epoch + 1 - n_epochs) / (n_epochs_decay + 1)``: constant for ``n_epochs``
-  epochs, then falling linearly to ``1 / (n_epochs_decay + 1)`` in the last epoch. This is
-  the reference train.py that steps the scheduler at the END of each epoch (its
-  ``epoch_count`` 1, first epoch at the initial lr), the version the CycleGAN paper's
-  results were trained with; later versions step it at the start of each epoch, which
-  shifts the decay one epoch earlier (the last epoch then runs at lr 0).
-  """
-  return 1.0 - jnp.maximum(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
-
-
-def learning_rate_fn(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
-  """lr at each optimiser step: fixed by the config and the epoch length, so a resumed run
-  follows the same schedule as an uninterrupted one."""
-  o = config.optim
-  spe = max(int(steps_per_epoch), 1)
-  return lambda count: o.lr * lr_factor(count // spe, o.n_epochs, o.n_epochs_decay)
-
-
-def total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
-  return (config.optim.n_epochs + config.optim.n_epochs_decay) * steps_per_epoch
 
 
 # --- Networks --------------------------------------------------------------------------------
@@ -152,8 +125,13 @@ def check_image_size(config: ml_collections.ConfigDict, height: int, width: int 
 
 
 def make_networks(config: ml_collections.ConfigDict, channels_a: int, channels_b: int,
-                  steps_per_epoch: int = 1) -> Networks:
-  """Modules, optimisers and loss weights from the config (``model``, ``loss``, ``optim``)."""
+                  steps_per_epoch: int | None = None) -> Networks:
+  """Modules, optimisers and loss weights from the config (``model``, ``loss``, ``optim``).
+
+  The lr schedule is the reference's ``linear`` policy in epochs
+  (``p2p_jax.schedules``: ``optim.lr_constant_epochs`` then ``optim.lr_decay_epochs``),
+  turned into steps by ``steps_per_epoch`` (max(|A|, |B|) // batch); None: constant lr,
+  for networks restored to translate."""
   check_config(config, channels_a, channels_b)
   m = config.model
   blocks = resnet_blocks(m.generator)
@@ -162,7 +140,7 @@ def make_networks(config: ml_collections.ConfigDict, channels_a: int, channels_b
                                     norm=m.g_norm, init_std=m.init_std, dtype=dtype)
   dis = lambda: NLayerDiscriminator(ndf=m.ndf, n_layers=m.n_layers, norm=m.d_norm,  # noqa: E731
                                     init_std=m.init_std, dtype=dtype)
-  lr = learning_rate_fn(config, steps_per_epoch)
+  lr = schedules.learning_rate_fn(config.optim, steps_per_epoch)
   tx = lambda: optax.adam(lr, b1=config.optim.b1, b2=config.optim.b2)  # noqa: E731
   loss = config.loss
   return Networks(g_a=gen(channels_b), g_b=gen(channels_a), d_a=dis(), d_b=dis(),

@@ -8,7 +8,7 @@ bench use:
 * ``TrainState`` (a pytree; checkpointed whole), ``AXIS`` (the device axis name),
   ``PER_DEVICE_FIELDS`` (state fields with one entry per device, e.g. CycleGAN's image
   pools; the rest is replicated) and ``METRICS`` (the names ``train_step`` reports);
-* ``total_steps(config, steps_per_epoch)``;
+* ``check_image_size(config, height, width=None, what='image_size')``;
 * ``build(config, data, *, multi_device) -> Networks`` (the static
   modules, optimisers and loss settings) and ``init_state(nets, data, rng, num_devices)``;
 * ``train_step(state, batch, *, nets, axis_name)`` and ``multi_step`` (pure, per device);
@@ -16,7 +16,8 @@ bench use:
   ``network_params(config, data)`` (for the summary), ``sample_grid(nets, state, batch,
   key)`` (training's sample images).
 
-No TensorFlow here or in the model modules.
+The run's length and lr schedule are the same for every model (``p2p_jax.schedules``: an
+epoch is ``DataInfo.steps_per_epoch`` steps). No TensorFlow here or in the model modules.
 """
 
 from __future__ import annotations

@@ -99,8 +99,8 @@ def tiny_cyclegan_config(**overrides):
   c.model.generator = 'resnet_1blocks'
   c.model.ngf = 4
   c.model.ndf = 4
-  c.optim.n_epochs = 100
-  c.optim.n_epochs_decay = 100
+  c.optim.lr_constant_epochs = 100
+  c.optim.lr_decay_epochs = 100
   for k, v in overrides.items():
     target = c
     *path, leaf = k.split('.')

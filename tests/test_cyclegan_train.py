@@ -17,7 +17,8 @@ from p2p_jax.parallel import DataParallel
 def loop_config(**kw):
   # 8 embedded pairs -> 4 label maps and 4 photos; batch 2 (1 per device): 2 steps an
   # epoch, 1 + 1 epochs.
-  return tiny_cyclegan_config(**{'batch_size': 2, 'optim.n_epochs': 1, 'optim.n_epochs_decay': 1,
+  return tiny_cyclegan_config(**{'batch_size': 2, 'num_train_steps': '2ep',
+                                 'optim.lr_constant_epochs': 1, 'optim.lr_decay_epochs': 1,
                                  'checkpoint_every_steps': 2, **kw})
 
 
