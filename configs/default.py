@@ -60,6 +60,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # --- Model --------------------------------------------------------------------------
   c.model = m = ml_collections.ConfigDict()
+  m.name = 'pix2pix'  # The model: 'pix2pix' or 'cyclegan' (configs/cyclegan_default.py).
   m.generator = 'unet'  # Generator architecture ('unet').
   m.num_downs = 6  # U-Net downsamplings: 8 for 256 px, 7 for 128, 6 for 64.
   m.ngf = 32  # Generator filters in the first layer (paper 64).

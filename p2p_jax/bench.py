@@ -37,7 +37,7 @@ from ml_collections import config_flags
 
 from p2p_jax.cpu import allocator
 from p2p_jax.parallel import DataParallel
-from p2p_jax.train_step import create_train_state
+from p2p_jax.pix2pix import create_train_state
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).', lock_config=True)

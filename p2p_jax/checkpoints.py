@@ -1,20 +1,20 @@
 """Orbax checkpoints in ``WORKDIR/checkpoints/<step>/``: the full train state and the config.
 
-Each checkpoint holds ``state`` (G and D params, batch statistics, both Adam states, the
-step and the base key) and ``config`` (the run's config as JSON plus the data-derived
-channel counts), so a sampler needs nothing but the workdir.
+Each checkpoint holds ``state`` (the model's whole train state: parameters, statistics,
+Adam states, the step, the base key and, for CycleGAN, the image pools) and ``config``
+(the run's config as JSON plus the data-derived channel counts), so a sampler needs nothing but the workdir.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
 from p2p_jax.errors import CheckpointError
-from p2p_jax.train_step import TrainState
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -39,7 +39,7 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return list(self._mngr.all_steps())
 
-  def save(self, step: int, state: TrainState, config: ml_collections.ConfigDict,
+  def save(self, step: int, state: Any, config: ml_collections.ConfigDict,
            channels: tuple[int, int]) -> None:
     meta = {'config': config.to_dict(), 'channels': list(channels)}
     self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
@@ -64,7 +64,7 @@ class Checkpointer:
     meta = meta.config
     return step, ml_collections.ConfigDict(meta['config']), tuple(meta['channels'])
 
-  def restore_state(self, abstract_state: TrainState, step: int | None = None) -> TrainState:
+  def restore_state(self, abstract_state: Any, step: int | None = None) -> Any:
     step = self._step(step)
     target = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), abstract_state)

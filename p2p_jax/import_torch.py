@@ -31,7 +31,7 @@ from absl import logging
 from p2p_jax import checkpoints, convert_torch
 from p2p_jax.errors import CheckpointError
 from p2p_jax.models.factory import check_image_size
-from p2p_jax.train_step import create_train_state, make_networks
+from p2p_jax.pix2pix import create_train_state, make_networks
 
 
 def imported_config(config: ml_collections.ConfigDict,

@@ -21,7 +21,7 @@ import optax
 GAN_MODES = ('vanilla', 'lsgan', 'hinge', 'wgangp')
 
 
-def _check(mode: str) -> None:
+def check_gan_mode(mode: str) -> None:
   if mode not in GAN_MODES:
     raise ValueError(f'Unknown loss.gan_mode {mode!r}; choose from {GAN_MODES}.')
 
@@ -29,7 +29,7 @@ def _check(mode: str) -> None:
 def d_loss_terms(real_logits: jax.Array, fake_logits: jax.Array, mode: str = 'vanilla'
                  ) -> tuple[jax.Array, jax.Array]:
   """D's loss on real and on fake patches (each un-halved)."""
-  _check(mode)
+  check_gan_mode(mode)
   real_logits = real_logits.astype(jnp.float32)
   fake_logits = fake_logits.astype(jnp.float32)
   if mode == 'vanilla':
@@ -56,7 +56,7 @@ def d_loss(real_logits: jax.Array, fake_logits: jax.Array, mode: str = 'vanilla'
 def g_gan_loss(fake_logits: jax.Array, mode: str = 'vanilla') -> jax.Array:
   """G's adversarial loss: non-saturating BCE vs 'real' (vanilla), (D-1)^2 (lsgan), -D (hinge,
   wgangp)."""
-  _check(mode)
+  check_gan_mode(mode)
   fake_logits = fake_logits.astype(jnp.float32)
   if mode == 'vanilla':
     return optax.sigmoid_binary_cross_entropy(fake_logits, jnp.ones_like(fake_logits)).mean()
@@ -93,3 +93,33 @@ def d_input(condition: jax.Array, image: jax.Array, conditional: bool = True) ->
   if conditional:
     return jnp.concatenate([condition.astype(image.dtype), image], axis=-1)
   return image
+
+
+# --- CycleGAN (Zhu et al. 2017, Eq. 1-3 and Sec. 5.2; reference cycle_gan_model.py) ----------
+
+def cyclegan_g_loss(*, d_a_fake_b: jax.Array, d_b_fake_a: jax.Array,
+                    real_a: jax.Array, rec_a: jax.Array, real_b: jax.Array, rec_b: jax.Array,
+                    idt_a: jax.Array | None = None, idt_b: jax.Array | None = None,
+                    lambda_a: float = 10.0, lambda_b: float = 10.0,
+                    lambda_identity: float = 0.5, mode: str = 'lsgan'
+                    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Both generators' loss as the reference sums it: (total, the six terms).
+
+  ``g_a`` = GAN(D_A(G_A(A)), real), ``g_b`` = GAN(D_B(G_B(B)), real);
+  ``cycle_a`` = lambda_a |G_B(G_A(A)) - A|_1 (``rec_a``), ``cycle_b`` = lambda_b
+  |G_A(G_B(B)) - B|_1; identity ``idt_a`` = lambda_b lambda_identity |G_A(B) - B|_1 and
+  ``idt_b`` = lambda_a lambda_identity |G_B(A) - A|_1 (zero when ``idt_a``/``idt_b``
+  are None or lambda_identity is 0). L1 terms are means over all elements.
+  """
+  zero = jnp.zeros((), jnp.float32)
+  terms = {
+      'g_a': g_gan_loss(d_a_fake_b, mode),
+      'g_b': g_gan_loss(d_b_fake_a, mode),
+      'cycle_a': lambda_a * l1_loss(rec_a, real_a),
+      'cycle_b': lambda_b * l1_loss(rec_b, real_b),
+      'idt_a': (lambda_b * lambda_identity * l1_loss(idt_a, real_b)
+                if idt_a is not None and lambda_identity > 0 else zero),
+      'idt_b': (lambda_a * lambda_identity * l1_loss(idt_b, real_a)
+                if idt_b is not None and lambda_identity > 0 else zero),
+  }
+  return sum(terms.values()), terms

@@ -74,9 +74,9 @@ def _hide_gpus_from_tensorflow() -> None:
 def run(config, workdir: str | None, mode: str) -> None:
   if mode == 'summary':
     from p2p_jax import summary
-    from p2p_jax.data import sources
-    ch = sources.io_channels(config)
-    print(summary.summary_text(config, ch.input, ch.target))
+    from p2p_jax.data import model_data
+    ch = model_data.channels(config)
+    print(summary.summary_text(config, ch.channels_in, ch.channels_out))
     return
   if mode == 'train_segmenter':  # --workdir optional: a run's dataset and size if given.
     from p2p_jax import train_segmenter

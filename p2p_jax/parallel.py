@@ -10,31 +10,37 @@
   'pmap': ``jax.pmap(step)`` (what the pix2pix-on-JAX brief names; maintenance mode in JAX).
     State carries a leading device axis; the batch is reshaped to [devices, per_device, ...].
     Single-process only: a multi-process job gets a ConfigError at start-up.
-Both run the same ``train_step`` with the device axis named ``train_step.AXIS``, so
-gradients and metrics are averaged across devices identically; tests check that they agree
-with each other and with a single device. How the step's convolutions are computed (and
-compiled) on the devices' backend is ``p2p_jax.convolution.step_plan``'s decision.
+Both run the same per-device step of the configured model (``p2p_jax.gan``: pix2pix or
+CycleGAN) with the device axis named ``AXIS``, so gradients and metrics are averaged across
+devices identically; tests check that they agree with each other and with a single device.
+State fields the model lists in ``PER_DEVICE_FIELDS`` (CycleGAN's image pools) have one
+entry per device: a leading [num_devices] axis, split over the devices (``P(AXIS)``; under
+pmap each device sees its [1, ...] slice), instead of one replicated copy. How the step's
+convolutions are computed (and compiled) on the devices' backend is
+``p2p_jax.convolution.step_plan``'s decision.
 
 Nothing here dispatches a computation to read values back: ``get_state`` and
-``host_metrics`` wait for the step and copy one device's replica to the host. (Indexing a
+``host_metrics`` wait for the step and copy the device buffers to the host. (Indexing a
 device-sharded array, ``x[0]``, is itself a small all-device program with an all-reduce;
 dispatched per leaf while the step's collectives ran, that hung the 2 fake CPU devices.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from p2p_jax import convolution, distributed
+from p2p_jax import convolution, distributed, gan, pix2pix
 from p2p_jax.errors import ConfigError
-from p2p_jax.train_step import (AXIS, Networks, TrainState, make_networks, multi_step,
-                                train_step)
+
+AXIS = pix2pix.AXIS  # The same name in every model module.
+TrainState = Networks = Any  # Those of the model that runs (p2p_jax.gan).
 
 MODES = ('shard_map', 'pmap')
 
@@ -77,19 +83,26 @@ class DataParallel:
   """Places state and batches on the devices and runs the mapped train step."""
 
   @classmethod
-  def from_config(cls, config, output_channels: int, steps_per_epoch: int | None = None,
+  def from_config(cls, config, data: gan.DataInfo | int, steps_per_epoch: int | None = None,
                   devices=None) -> 'DataParallel':
     """The train step exactly as ``train_and_evaluate`` runs it, for ``config``: the
-    networks (``make_networks``) and the mapping (``config.parallelism``,
-    ``config.steps_per_dispatch``). The bench builds its step here too, so it times what
-    training runs."""
-    nets = make_networks(config, output_channels, steps_per_epoch, multi_device=True)
-    return cls(nets, config.parallelism, devices, steps_per_dispatch=config.steps_per_dispatch)
+    model (``config.model.name``) and its networks (``model.build``) and the mapping
+    (``config.parallelism``, ``config.steps_per_dispatch``). The bench builds its step here
+    too, so it times what training runs. ``data``: the data's channels and epoch length
+    (an int: pix2pix's output channels, with ``steps_per_epoch``, as before)."""
+    model = gan.get_model(config)
+    if isinstance(data, int):  # pix2pix's (output_channels, steps_per_epoch) form.
+      nets = pix2pix.make_networks(config, data, steps_per_epoch, multi_device=True)
+    else:
+      nets = model.build(config, data, multi_device=True)
+    return cls(nets, config.parallelism, devices, steps_per_dispatch=config.steps_per_dispatch,
+               model=model)
 
   def __init__(self, nets: Networks, mode: str = 'shard_map', devices=None,
-               steps_per_dispatch: int = 1, donate: bool = True):
+               steps_per_dispatch: int = 1, donate: bool = True, model=pix2pix):
     check_mode(mode, jax.process_count())
     self.mode = mode
+    self.model = model
     self.nets = nets
     self.devices = list(devices if devices is not None else jax.devices())
     self.num_devices = len(self.devices)
@@ -105,43 +118,91 @@ class DataParallel:
     self._step_one = self._step if steps_per_dispatch == 1 else self._build(nets, 1, donate)
     self._compiled: dict[str, Callable] = {}  # Multi-process: ahead-of-time compiled steps.
 
+  def _state_spec(self, replicated=P(), per_device=P(AXIS)):
+    """A TrainState-shaped prefix: ``per_device`` for the model's per-device fields,
+    ``replicated`` for the rest."""
+    per_dev = self.model.PER_DEVICE_FIELDS
+    if not per_dev:
+      return replicated
+    fields = [f.name for f in dataclasses.fields(self.model.TrainState)]
+    return self.model.TrainState(**{f: per_device if f in per_dev else replicated
+                                    for f in fields})
+
   def _build(self, nets: Networks, k: int, donate: bool) -> Callable:
-    step = self.conv_plan.wrap(
-        functools.partial(multi_step if k > 1 else train_step, nets=nets, axis_name=AXIS))
+    step = self.conv_plan.wrap(functools.partial(
+        self.model.multi_step if k > 1 else self.model.train_step, nets=nets, axis_name=AXIS))
     donate_args = (0,) if donate else ()
     if self.mode == 'pmap':
       return jax.pmap(step, axis_name=AXIS, devices=self.devices, donate_argnums=donate_args)
     batch_spec = P(None, AXIS) if k > 1 else P(AXIS)
+    state_spec = self._state_spec()
     # check_vma=False: with it on, autodiff already psums the cotangent of a replicated
     # parameter, and train_step's explicit gradient pmean (shared with pmap) would turn
     # the mean into a sum (N x gradients on N devices; tests compare against 1 device).
-    mapped = jax.shard_map(step, mesh=self.mesh, in_specs=(P(), batch_spec),
-                           out_specs=(P(), P()), check_vma=False)
+    mapped = jax.shard_map(step, mesh=self.mesh, in_specs=(state_spec, batch_spec),
+                           out_specs=(state_spec, P()), check_vma=False)
     return jax.jit(mapped, donate_argnums=donate_args,
                    compiler_options=self.conv_plan.compiler_options)
 
   # --- placement ------------------------------------------------------------------------
+  def _check_per_device(self, state) -> None:
+    for f in self.model.PER_DEVICE_FIELDS:
+      for x in jax.tree.leaves(getattr(state, f)):
+        if np.shape(x)[0] != self.num_devices:
+          raise ConfigError(
+              f'The train state holds {f} for {np.shape(x)[0]} device(s) but runs on '
+              f'{self.num_devices}: resume on as many devices as the run started with.')
+
   def put_state(self, state: TrainState) -> TrainState:
-    """``state`` (the same values in every process) replicated on every device."""
+    """``state`` (the same values in every process) on the devices: replicated, except
+    the model's per-device fields, which must have a leading [num_devices] axis."""
+    self._check_per_device(state)
     host = jax.tree.map(host_copy, state)
+    per_device = set(self.model.PER_DEVICE_FIELDS)
     if self.mode == 'pmap':
-      stack = lambda x: np.broadcast_to(x[None], (self.num_devices, *np.shape(x)))
-      return jax.device_put(jax.tree.map(stack, host), self._stacked)
-    return jax.tree.map(
-        lambda x: jax.make_array_from_process_local_data(self._replicated, x), host)
+      stack = lambda x: np.broadcast_to(x[None], (self.num_devices, *np.shape(x)))  # noqa
+      split = lambda x: x[:, None]  # [D, ...] -> [D, 1, ...]: each device its slice.  # noqa
+      placed = self._map_fields(host, lambda f: split if f in per_device else stack)
+      return jax.device_put(placed, self._stacked)
+    mine = [i for i, d in enumerate(self.devices) if d.process_index == jax.process_index()]
+
+    def replicated(x):
+      return jax.make_array_from_process_local_data(self._replicated, x)
+
+    def sharded(x):  # This process's rows of the [num_devices, ...] axis.
+      return jax.make_array_from_process_local_data(
+          self._stacked, x[mine[0]:mine[-1] + 1], np.shape(x))
+    return self._map_fields(host, lambda f: sharded if f in per_device else replicated)
+
+  def _map_fields(self, state, fn_for_field):
+    """Maps every leaf of each state field with ``fn_for_field(field_name)``."""
+    if not self.model.PER_DEVICE_FIELDS:
+      return jax.tree.map(fn_for_field(None), state)
+    return state.replace(**{f.name: jax.tree.map(fn_for_field(f.name), getattr(state, f.name))
+                            for f in dataclasses.fields(state)})
 
   def get_state(self, state: TrainState) -> TrainState:
-    """One copy of the (replicated) state on the host, as numpy arrays, e.g. for
-    checkpointing or sampling. Waits for the step that produced ``state`` on every device
-    first, then reads this process's first replica: nothing is dispatched."""
+    """One copy of the replicated state on the host, as numpy arrays (per-device fields:
+    every device's entry), e.g. for checkpointing or sampling. Waits for the step that
+    produced ``state`` on every device first; reads buffers, dispatches nothing."""
     jax.block_until_ready(state)
-    return jax.tree.map(self._replica, state)
+    per_device = set(self.model.PER_DEVICE_FIELDS)
+    return self._map_fields(state, lambda f: self._all_devices if f in per_device
+                            else self._replica)
 
   def _replica(self, x) -> np.ndarray:
     y = host_copy(x)
     if self.mode == 'pmap' and y.ndim == np.ndim(x):  # The device axis, size 1 per shard.
       y = y[0]
     return y
+
+  def _all_devices(self, x) -> np.ndarray:
+    """A per-device field's [num_devices, ...] value (pmap: from [num_devices, 1, ...])."""
+    if not x.is_fully_addressable:
+      from jax.experimental import multihost_utils
+      x = multihost_utils.process_allgather(x, tiled=True)
+    y = np.asarray(x)
+    return y[:, 0] if self.mode == 'pmap' else y
 
   def put_batch(self, batch: dict[str, np.ndarray], stacked: bool | None = None
                 ) -> dict[str, jax.Array]:

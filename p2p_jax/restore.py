@@ -17,7 +17,7 @@ from absl import logging
 from p2p_jax import checkpoints
 from p2p_jax.errors import ConfigError
 from p2p_jax.rng import make_key
-from p2p_jax.train_step import create_train_state, make_networks
+from p2p_jax.pix2pix import create_train_state, make_networks
 
 # Data fields that are paths on the machine that samples (taken from --config when set).
 PATH_FIELDS = ('data_dir', 'manual_dir', 'data_path')
@@ -98,6 +98,10 @@ def restore_generator(cli: ml_collections.ConfigDict | None, workdir: str,
   """Restores the generator of ``workdir``'s checkpoint (``step``; None: ``sample.step``
   of ``cli``, the latest if -1)."""
   config, step, channels = workdir_config(cli, workdir, step)
+  if config.model.get('name', 'pix2pix') != 'pix2pix':
+    raise ConfigError(f'{workdir} holds a {config.model.name} checkpoint; --mode=sample and '
+                      '--mode=evaluate read pix2pix checkpoints only so far (CycleGAN '
+                      'training writes its sample grids to WORKDIR/samples/).')
   nets = make_networks(config, channels[1])
   s = config.image_size
   abstract = jax.eval_shape(lambda: create_train_state(nets, make_key(0),

@@ -1,4 +1,5 @@
-"""``--mode=summary``: each network's layers and exact parameter counts, without training.
+"""``--mode=summary``: each network's layers and exact parameter counts, without training
+(pix2pix's G and D, CycleGAN's G_A, G_B, D_A and D_B).
 
 Shapes only (``jax.eval_shape``): no data, no weights are materialised.
 """
@@ -10,7 +11,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from p2p_jax import losses
+from p2p_jax import gan, losses
 from p2p_jax.models import build_discriminator, build_generator
 from p2p_jax.rng import make_key
 
@@ -52,18 +53,16 @@ def count_params(config: ml_collections.ConfigDict, input_channels: int,
 
 def summary_text(config: ml_collections.ConfigDict, input_channels: int,
                  output_channels: int) -> str:
-  g, d = count_params(config, input_channels, output_channels)
-  ng = sum(n for *_, n in _rows(g))
-  nd = sum(n for *_, n in _rows(d))
-  d_in = input_channels + output_channels if config.loss.conditional_d else output_channels
-  m = config.model
-  out = [f'Generator: U-Net, num_downs={m.num_downs}, ngf={m.ngf}, norm={m.g_norm}, '
-         f'{input_channels}->{output_channels} channels, {config.image_size}px']
-  out += _layer_table(g)
-  out.append(f'Generator parameters: {ng:,d}')
-  out.append('')
-  out.append(f'Discriminator: {m.discriminator}, n_layers={m.n_layers}, ndf={m.ndf}, '
-             f'norm={m.d_norm}, {d_in} input channels')
-  out += _layer_table(d)
-  out.append(f'Discriminator parameters: {nd:,d}')
+  """Every network of the configured model (``config.model.name``) with its layers and
+  parameter count. pix2pix: G and D; CycleGAN: G_A, G_B, D_A, D_B (channels: A and B)."""
+  model = gan.get_model(config)
+  out = []
+  for title, params in model.network_params(config, gan.DataInfo(input_channels,
+                                                                 output_channels)):
+    name = title.split(':', 1)[0]
+    if out:
+      out.append('')
+    out.append(title)
+    out += _layer_table(params)
+    out.append(f'{name} parameters: {sum(n for *_, n in _rows(params)):,d}')
   return '\n'.join(out)

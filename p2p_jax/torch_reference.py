@@ -320,3 +320,191 @@ def time_torch_step(step: Callable[..., Any], batch: Sequence[Any], steps: int,
     step(*batch)
     times.append(time.perf_counter() - t0)
   return times
+
+
+# --- CycleGAN -------------------------------------------------------------------------------
+# Written from the description of the reference's ``ResnetGenerator``, ``ResnetBlock`` and
+# ``CycleGANModel.optimize_parameters`` (networks.py, cycle_gan_model.py). Parameter counts
+# (3 -> 3, instance norm): 9 blocks 11,378,179; 6 blocks 7,837,699; the 70x70 PatchGAN
+# above with ``norm='instance'`` on 3 channels 2,764,737.
+
+
+def ResnetGenerator(input_nc: int, output_nc: int, ngf: int = 64, n_blocks: int = 9,  # pylint: disable=invalid-name
+                    norm: str = 'instance', init_gain: float = 0.02):
+  """Reference ``ResnetGenerator`` (no dropout): c7s1-ngf, d2ngf, d4ngf, n x R4ngf, u2ngf,
+  ungf, c7s1-output_nc, tanh; reflection padding; ``x + block(x)`` residuals."""
+  nn = _torch().nn
+  make_norm, use_bias = _norm_layer(norm)
+
+  class ResnetBlock(nn.Module):
+
+    def __init__(self, dim: int):
+      super().__init__()
+      self.conv_block = nn.Sequential(
+          nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, kernel_size=3, padding=0, bias=use_bias),
+          make_norm(dim), nn.ReLU(True),
+          nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, kernel_size=3, padding=0, bias=use_bias),
+          make_norm(dim))
+
+    def forward(self, x):
+      return x + self.conv_block(x)
+
+  layers: List[Any] = [nn.ReflectionPad2d(3),
+                       nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=use_bias),
+                       make_norm(ngf), nn.ReLU(True)]
+  for i in range(2):
+    mult = 2 ** i
+    layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1,
+                         bias=use_bias), make_norm(ngf * mult * 2), nn.ReLU(True)]
+  layers += [ResnetBlock(ngf * 4) for _ in range(n_blocks)]
+  for i in range(2):
+    mult = 2 ** (2 - i)
+    layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, kernel_size=3, stride=2,
+                                  padding=1, output_padding=1, bias=use_bias),
+               make_norm(ngf * mult // 2), nn.ReLU(True)]
+  layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0),
+             nn.Tanh()]
+  return init_weights(nn.Sequential(*layers), init_gain)
+
+
+def resnet_flax_paths(n_blocks: int) -> List[str]:
+  """The convolutions of ``p2p_jax.models.resnet.ResnetGenerator`` in torch module order."""
+  blocks = [f'block{i}/PlainConv_{j}' for i in range(n_blocks) for j in range(2)]
+  return ['c7s1_in', 'down0', 'down1', *blocks, 'up0', 'up1', 'c7s1_out']
+
+
+def patchgan_flax_paths(n_layers: int) -> List[str]:
+  """The convolutions of ``p2p_jax.models.NLayerDiscriminator`` in torch module order."""
+  return [f'Conv_{i}' for i in range(n_layers + 2)]
+
+
+def flax_params_from_torch(net, params, paths: Sequence[str]):
+  """``params`` (a Flax parameter tree of the same architecture, arrays or shapes) with the
+  weights of the torch ``net``'s convolutions: the i-th torch conv goes to ``paths[i]``
+  ('a/b' = ``params['a']['b']``). Conv2d weights [out, in, kh, kw] and ConvTranspose2d
+  weights [in, out, kh, kw] become ``[kh, kw, in, out]``. Convolutions only: networks with
+  BatchNorm are refused."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  nn = _torch().nn
+  if any(isinstance(m, nn.BatchNorm2d) for m in net.modules()):
+    raise ValueError('flax_params_from_torch copies convolutions only (no BatchNorm).')
+  convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+  if len(convs) != len(paths):
+    raise ValueError(f'{len(convs)} torch convolutions for {len(paths)} Flax paths')
+
+  def copy(tree):
+    return {k: copy(v) for k, v in tree.items()} if isinstance(tree, dict) else tree
+
+  out = copy(params)
+  for m, path in zip(convs, paths):
+    leaf = out
+    for key in path.split('/'):
+      leaf = leaf[key]
+    w = m.weight.detach().cpu().numpy()
+    w = w.transpose(2, 3, 0, 1) if isinstance(m, nn.ConvTranspose2d) else w.transpose(2, 3, 1, 0)
+    if w.shape != tuple(leaf['kernel'].shape):
+      raise ValueError(f'{path}: kernel shape {tuple(leaf["kernel"].shape)} vs torch {w.shape}')
+    if ('bias' in leaf) != (m.bias is not None):
+      raise ValueError(f'{path}: bias in one network and not the other')
+    leaf['kernel'] = np.array(w, copy=True)  # Copies: torch's optimiser updates in place.
+    if m.bias is not None:
+      leaf['bias'] = np.array(m.bias.detach().cpu().numpy(), copy=True)
+  return out
+
+
+class ImagePool:
+  """Reference ``ImagePool``: fill first; then per image with p 0.5 return a random stored
+  image and store the new one in its slot, else return the new one (Python's ``random``)."""
+
+  def __init__(self, pool_size: int = 50):
+    self.pool_size = pool_size
+    self.images: List[Any] = []
+
+  def query(self, images):
+    import random  # pylint: disable=import-outside-toplevel
+    torch = _torch()
+    if self.pool_size == 0:
+      return images
+    out = []
+    for image in images:
+      image = image.detach().unsqueeze(0)
+      if len(self.images) < self.pool_size:
+        self.images.append(image)
+        out.append(image)
+      elif random.uniform(0, 1) > 0.5:
+        i = random.randint(0, self.pool_size - 1)
+        out.append(self.images[i].clone())
+        self.images[i] = image
+      else:
+        out.append(image)
+    return torch.cat(out, 0)
+
+
+def make_torch_cyclegan_step(G_A, G_B, D_A, D_B, lambda_a: float = 10.0,  # pylint: disable=invalid-name
+                             lambda_b: float = 10.0, lambda_identity: float = 0.5,
+                             lr: float = 2e-4, betas: Tuple[float, float] = (0.5, 0.999),
+                             pool_size: int = 50) -> Callable[..., Dict[str, float]]:
+  """Returns ``step(real_a, real_b) -> losses``: one reference CycleGAN iteration.
+
+  Forward both cycles; one Adam step over both generators on LSGAN + cycle L1 + identity
+  L1; then one Adam step over both discriminators, D_A on (real B, pool(fake B)) and D_B
+  on (real A, pool(fake A)), each loss ``0.5 * (MSE(D(real), 1) + MSE(D(fake), 0))``, the
+  fakes being those computed before G's update. Tensors are NCHW.
+  """
+  import itertools  # pylint: disable=import-outside-toplevel
+  torch = _torch()
+  mse = torch.nn.MSELoss()
+  l1 = torch.nn.L1Loss()
+  opt_g = torch.optim.Adam(itertools.chain(G_A.parameters(), G_B.parameters()), lr=lr,
+                           betas=betas)
+  opt_d = torch.optim.Adam(itertools.chain(D_A.parameters(), D_B.parameters()), lr=lr,
+                           betas=betas)
+  pool_a, pool_b = ImagePool(pool_size), ImagePool(pool_size)
+  for net in (G_A, G_B, D_A, D_B):
+    net.train()
+
+  def gan_loss(pred, is_real: bool):
+    return mse(pred, torch.full_like(pred, 1.0 if is_real else 0.0))
+
+  def set_requires_grad(nets, flag: bool):
+    for net in nets:
+      for p in net.parameters():
+        p.requires_grad_(flag)
+
+  def d_basic(net, real, fake):
+    loss_real = gan_loss(net(real), True)
+    loss_fake = gan_loss(net(fake.detach()), False)
+    loss = (loss_real + loss_fake) * 0.5
+    loss.backward()
+    return loss
+
+  def step(real_a, real_b) -> Dict[str, float]:
+    fake_b = G_A(real_a)
+    rec_a = G_B(fake_b)
+    fake_a = G_B(real_b)
+    rec_b = G_A(fake_a)
+    set_requires_grad([D_A, D_B], False)
+    opt_g.zero_grad(set_to_none=True)
+    if lambda_identity > 0:
+      loss_idt_a = l1(G_A(real_b), real_b) * lambda_b * lambda_identity
+      loss_idt_b = l1(G_B(real_a), real_a) * lambda_a * lambda_identity
+    else:
+      loss_idt_a = loss_idt_b = torch.zeros(())
+    loss_g_a = gan_loss(D_A(fake_b), True)
+    loss_g_b = gan_loss(D_B(fake_a), True)
+    loss_cycle_a = l1(rec_a, real_a) * lambda_a
+    loss_cycle_b = l1(rec_b, real_b) * lambda_b
+    loss_g = loss_g_a + loss_g_b + loss_cycle_a + loss_cycle_b + loss_idt_a + loss_idt_b
+    loss_g.backward()
+    opt_g.step()
+    set_requires_grad([D_A, D_B], True)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d_a = d_basic(D_A, real_b, pool_b.query(fake_b))
+    loss_d_b = d_basic(D_B, real_a, pool_a.query(fake_a))
+    opt_d.step()
+    losses = {'D_A': loss_d_a, 'G_A': loss_g_a, 'cycle_A': loss_cycle_a, 'idt_A': loss_idt_a,
+              'D_B': loss_d_b, 'G_B': loss_g_b, 'cycle_B': loss_cycle_b, 'idt_B': loss_idt_b,
+              'G': loss_g}
+    return {k: float(v.detach().item()) for k, v in losses.items()}
+
+  return step

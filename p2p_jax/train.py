@@ -1,4 +1,5 @@
-"""``train_and_evaluate(config, workdir)``: the pix2pix training loop.
+"""``train_and_evaluate(config, workdir)``: the training loop of every model (pix2pix,
+CycleGAN; ``config.model.name``), through the model interface of ``p2p_jax.gan``.
 
 Trains to ``config.num_train_steps`` (steps, or epochs as ``'200ep'``: see
 ``p2p_jax.schedules``), resuming from the latest checkpoint in ``WORKDIR/checkpoints/``, so a
@@ -29,13 +30,13 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from p2p_jax import checkpoints, distributed, images, inference, schedules
+from p2p_jax import checkpoints, distributed, gan, images, schedules
 from p2p_jax.cpu import allocator
 from p2p_jax.rng import make_key
 from p2p_jax.errors import CheckpointError, ConfigError, TrainingError
-from p2p_jax.models.factory import check_image_size
 from p2p_jax.parallel import DataParallel, check_batch, check_mode
-from p2p_jax.train_step import TrainState, create_train_state
+
+TrainState = object  # The model's (p2p_jax.gan).
 
 
 # Fields whose change makes an existing checkpoint unusable.
@@ -49,7 +50,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int,
   ``num_devices``: the devices of all ``num_processes`` processes (the global mesh)."""
   check_mode(config.parallelism, num_processes)
   check_batch(config.batch_size, num_devices, num_processes)
-  check_image_size(config, config.image_size)
+  gan.get_model(config).check_image_size(config, config.image_size)
   schedules.parse_length(config.num_train_steps)
   if config.get('num_epochs', -1) > 0:
     raise ConfigError(f'config.num_epochs is no longer read; set the run length as '
@@ -93,38 +94,37 @@ def _install_sigterm_as_interrupt():
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-  """Trains pix2pix as configured; returns the final (single-copy) train state."""
-  from p2p_jax.data import pipeline, sources  # TensorFlow only from here.
+  """Trains the configured model; returns the final (single-copy) train state."""
+  from p2p_jax.data import model_data  # TensorFlow only from here.
 
+  model = gan.get_model(config)
   devices = jax.devices()  # Every process's: one global mesh.
   validate_config(config, len(devices), jax.process_count())
   allocator.warn_if_missing_tcmalloc(devices[0].platform)
-
-  def open_data():  # Prepares the tfds dataset on first use.
-    source = sources.get_source(config)
-    return source, sources.io_channels(config, source), pipeline.steps_per_epoch(config, source)
-  source, channels, steps_per_epoch = distributed.main_process_first('prepare data', open_data)
+  # Process 0 prepares a tfds dataset first; the others then open it.
+  data = distributed.main_process_first('prepare data', lambda: model_data.for_config(config))
+  info = data.info
+  channels = (info.channels_in, info.channels_out)
+  steps_per_epoch = info.steps_per_epoch
   num_steps = schedules.total_steps(config.num_train_steps, steps_per_epoch)
   os.makedirs(workdir, exist_ok=True)
 
-  dp = DataParallel.from_config(config, channels.target, steps_per_epoch, devices)
+  dp = DataParallel.from_config(config, info, devices=devices)
   nets = dp.nets
   ckpt = checkpoints.Checkpointer(workdir, config.max_checkpoints_to_keep)
   init_key = make_key(config.seed)
-  input_shape = (config.image_size, config.image_size, channels.input)
+  init = lambda: model.init_state(nets, config, info, init_key, len(devices))  # noqa: E731
   latest = ckpt.latest_step()
   if latest is not None:
     _, saved, _ = ckpt.restore_meta(latest)
     _check_compatible(saved, config)
-    abstract = jax.eval_shape(lambda: create_train_state(nets, init_key, input_shape,
-                                                         channels.target))
-    state = ckpt.restore_state(abstract, latest)
+    state = ckpt.restore_state(jax.eval_shape(init), latest)
     logging.info('resuming from step %d (%s)', latest, ckpt.directory)
     print(f'resuming from step {latest}', flush=True)
   else:
-    state = create_train_state(nets, init_key, input_shape, channels.target)
+    state = init()
   start_step = int(state.step)
-  _log_length(config, source, num_steps, steps_per_epoch, start_step)
+  _log_length(config, data, num_steps, steps_per_epoch, start_step)
 
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0, asynchronous=True)
@@ -133,20 +133,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   k = config.steps_per_dispatch
   per_process_batch = config.batch_size // jax.process_count()
-  train_iter = pipeline.as_numpy(pipeline.train_dataset(
-      config, source, per_process_batch, start_step=start_step,
-      process_index=jax.process_index(), process_count=jax.process_count()))
-  sample_batch = next(pipeline.as_numpy(pipeline.eval_dataset(
-      config, source, config.num_sample_images, max_examples=config.num_sample_images)))
-  generate = inference.make_generate_fn(nets.g, paper_mode=True)
+  train_iter = data.train_iter(per_process_batch, start_step=start_step,
+                               process_index=jax.process_index(),
+                               process_count=jax.process_count())
+  sample_batch = data.sample_batch(config.num_sample_images)
   main_process = distributed.is_main_process()  # Writes samples and evaluates.
-  evaluator = (_make_periodic_evaluator(config, workdir, source, nets, writer)
+  evaluator = (_make_periodic_evaluator(config, workdir, data.source, nets, writer)
                if main_process else None)
 
-  logging.info('training %s -> %s, %d params G, %d params D, %d device(s) [%s, '
-               'convolutions: %s], steps %d..%d', config.data.dataset, workdir,
-               _count(state.g_params), _count(state.d_params), len(devices), dp.mode,
-               dp.conv_plan.forms, start_step, num_steps)
+  counts = ', '.join(f'{n:,d} params {k}' for k, n in model.param_counts(state).items())
+  logging.info('training %s on %s -> %s, %s, %d device(s) [%s, convolutions: %s], '
+               'steps %d..%d', model.NAME, config.data.dataset, workdir, counts,
+               len(devices), dp.mode, dp.conv_plan.forms, start_step, num_steps)
   dstate = dp.put_state(state)
   del state
   step = start_step
@@ -204,18 +202,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         now = time.time()
         rate = (step - last_log_step) / max(now - last_log_t, 1e-9)
         eta = (num_steps - step) / max(rate, 1e-9)
-        logging.info('step %d/%d | d %.3f (real %.3f fake %.3f) | g_gan %.3f | l1 %.4f | '
-                     '%.2f steps/s, %.1f img/s | ETA %s', step, num_steps, vals['d_loss'],
-                     vals['d_real'], vals['d_fake'], vals['g_gan'], vals['g_l1'], rate,
-                     rate * config.batch_size, _fmt_time(eta))
+        logging.info('step %d/%d | %s | %.2f steps/s, %.1f img/s | ETA %s', step, num_steps,
+                     model.progress(vals), rate, rate * config.batch_size, _fmt_time(eta))
         writer.write_scalars(step, {'steps_per_sec': rate})
         last_log_t, last_log_step = now, step
       if crossed(config.sample_every_steps) and main_process:
-        _write_samples(workdir, step, dp, dstate, generate, sample_batch, writer, config)
+        _write_samples(workdir, step, dp, dstate, sample_batch, writer, config)
       if evaluator is not None and crossed(config.eval_every_steps):
         evaluator(step, dp.get_state(dstate))
       if crossed(config.checkpoint_every_steps):
-        ckpt.save(step, host_state(), config, (channels.input, channels.target))
+        ckpt.save(step, host_state(), config, channels)
     if pending is not None:
       flush(pending)  # Blocks on the last step.
       pending = None
@@ -226,7 +222,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     logging.warning('interrupted: saving a checkpoint at step %d', step)
     print(f'interrupted: saving checkpoint at step {step} in {ckpt.directory}', flush=True)
     if ckpt.latest_step() != step:
-      ckpt.save(step, host_state(), config, (channels.input, channels.target))
+      ckpt.save(step, host_state(), config, channels)
     ckpt.wait()
     raise
   finally:
@@ -235,9 +231,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   final = host_state()
   if ckpt.latest_step() != step:
-    ckpt.save(step, final, config, (channels.input, channels.target))
+    ckpt.save(step, final, config, channels)
   if main_process and (config.sample_every_steps <= 0 or step % config.sample_every_steps):
-    _write_samples(workdir, step, dp, dstate, generate, sample_batch, writer, config)
+    _write_samples(workdir, step, dp, dstate, sample_batch, writer, config)
   ckpt.wait()
   writer.flush()
   elapsed = time.time() - t0
@@ -249,11 +245,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   return final
 
 
-def _log_length(config, source, num_steps, steps_per_epoch, start_step) -> None:
+def _log_length(config, data, num_steps, steps_per_epoch, start_step) -> None:
   """The first progress lines: the run's length in steps and epochs, the lr schedule."""
-  logging.info('%s (an epoch: %d training pairs // batch %d)',
-               schedules.describe(num_steps, steps_per_epoch, config.optim),
-               source.num_examples(config.data.train_split), config.batch_size)
+  logging.info('%s (an epoch: %s)', schedules.describe(num_steps, steps_per_epoch,
+                                                       config.optim), data.epoch_note())
   warning = schedules.lr_zero_warning(num_steps, steps_per_epoch, config.optim)
   if warning:
     logging.warning('%s', warning)
@@ -265,14 +260,12 @@ def _log_length(config, source, num_steps, steps_per_epoch, start_step) -> None:
     print(msg, flush=True)
 
 
-def _write_samples(workdir, step, dp, dstate, generate, sample_batch, writer, config):
+def _write_samples(workdir, step, dp, dstate, sample_batch, writer, config):
   state = dp.get_state(dstate)
   key = jax.random.fold_in(make_key(config.seed + 1), step)
-  out = np.asarray(generate(state.g_params, state.g_batch_stats,
-                            sample_batch['input'], key))
-  grid = images.grid([sample_batch['input'], out, sample_batch['target']])
+  grid, tag = dp.model.sample_grid(dp.nets, state, sample_batch, key)
   path = images.save_png(os.path.join(workdir, 'samples', f'step_{step:07d}.png'), grid)
-  writer.write_images(step, {'samples/input_output_target': grid[None]})
+  writer.write_images(step, {tag: grid[None]})
   logging.info('samples: %s', path)
 
 
@@ -280,6 +273,9 @@ def _make_periodic_evaluator(config, workdir, source, nets, writer):
   """Periodic evaluation on a fixed subset (``eval_every_steps``), or None when disabled."""
   if config.eval_every_steps <= 0:
     return None
+  if gan.model_name(config) != 'pix2pix':
+    raise ConfigError(f'eval_every_steps > 0 is supported for pix2pix only; set '
+                      f'--config.eval_every_steps=0 for {gan.model_name(config)}.')
   from p2p_jax import evaluation
   return evaluation.make_periodic_evaluator(config, source, nets, writer)
 

@@ -79,3 +79,32 @@ def assert_adam_params_close(a, b, lr=2e-4, tight=5e-5, max_loose_fraction=1e-3)
     loose += int((d > tight).sum())
     total += d.size
   assert loose <= max_loose_fraction * total, (loose, total)
+
+
+def tiny_cyclegan_config(**overrides):
+  """configs/cyclegan_default.py shrunk to 32 px, a 1-block ResNet and 4 filters."""
+  import cyclegan_default
+  c = cyclegan_default.get_config()
+  c.image_size = 32
+  c.batch_size = 1
+  c.checkpoint_every_steps = 1000
+  c.log_every_steps = 1
+  c.sample_every_steps = 1000
+  c.num_sample_images = 2
+  c.data.load_size = 36
+  c.data.embedded_resolution = 36
+  c.data.embedded_num_train = 8
+  c.data.embedded_num_test = 4
+  c.data.shuffle_buffer = 8
+  c.model.generator = 'resnet_1blocks'
+  c.model.ngf = 4
+  c.model.ndf = 4
+  c.optim.lr_constant_epochs = 100
+  c.optim.lr_decay_epochs = 100
+  for k, v in overrides.items():
+    target = c
+    *path, leaf = k.split('.')
+    for p in path:
+      target = target[p]
+    target[leaf] = v
+  return c

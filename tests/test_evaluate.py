@@ -17,7 +17,7 @@ from p2p_jax.segmenter import training as segmenter_training
 from p2p_jax.checkpoints import Checkpointer
 from p2p_jax.data import facade_labels, pipeline, sources
 from p2p_jax.rng import make_key
-from p2p_jax.train_step import create_train_state, make_networks
+from p2p_jax.pix2pix import create_train_state, make_networks
 
 REQUIRED = ('l1', 'psnr', 'ssim', 'fcn_pixel_acc', 'fcn_class_acc', 'fcn_class_iou',
             'fcn_real_pixel_acc', 'fcn_real_class_acc', 'fcn_real_class_iou',

@@ -8,7 +8,7 @@ from conftest import assert_adam_params_close, tiny_config
 from p2p_jax import convolution
 from p2p_jax.errors import ConfigError
 from p2p_jax.parallel import DataParallel, check_batch
-from p2p_jax.train_step import create_train_state, make_networks
+from p2p_jax.pix2pix import create_train_state, make_networks
 
 SHAPE = (32, 32, 3)
 

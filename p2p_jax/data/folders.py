@@ -468,3 +468,13 @@ def _safe(fn):
 @sources.register('custom')
 def _make_source(config: ml_collections.ConfigDict) -> FolderSource:
   return FolderSource.from_config(config)
+
+
+# Public names for single-image folders (p2p_jax/data/unpaired.py reads CycleGAN's
+# trainA/ trainB/ layout with the same listing, checks and decoders).
+images_under = _images_under
+read_header = _read_header
+check_decodes = _check_decodes
+decode_image = _decode_tf
+Failure = _Failure
+safe = _safe
