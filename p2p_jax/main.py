@@ -23,7 +23,7 @@ from p2p_jax import allocator
 from p2p_jax.errors import ConfigError, UserError
 
 FLAGS = flags.FLAGS
-MODES = ('train', 'summary', 'sample', 'evaluate', 'train_segmenter')
+MODES = ('train', 'summary', 'sample', 'evaluate', 'train_segmenter', 'export')
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                'configs', 'default.py')
@@ -87,6 +87,9 @@ def run(config, workdir: str | None, mode: str) -> None:
   elif mode == 'evaluate':
     from p2p_jax import evaluate
     evaluate.evaluate(config, workdir)
+  elif mode == 'export':  # The generator alone for inference; see docs/export.md.
+    from p2p_jax import export
+    export.export(config, workdir)
 
 
 def main(argv):
