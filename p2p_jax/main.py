@@ -4,7 +4,8 @@
 
 Modes: ``train`` (default; resumes from the workdir), ``summary`` (layers and exact
 parameter counts), ``sample`` (translate with a checkpoint), ``evaluate`` (metrics) and
-``train_segmenter`` (train and cache the FCN-score segmenter; see docs/evaluation.md).
+``train_segmenter`` (train and cache the FCN-score segmenter; see docs/evaluation.md) and
+``export`` (the generator alone for inference with only jax; see docs/export.md).
 Any config field can be overridden as ``--config.section.field=value``. All logic lives in
 importable modules, so everything here also runs from a notebook.
 """
