@@ -13,8 +13,9 @@ extracted) and pass it once; the first run pairs photo (A) with colour label map
       --config.data.manual_dir=/path/to/cityscapes_zips
 
 Expect ``Prepared p2p_paired/cityscapes ...: train 2975, val 500 pairs``, then 595,000
-steps. The paper reports FCN-scores on val for L1+cGAN of 0.66 per-pixel accuracy, 0.23
-per-class accuracy, 0.17 class IoU (real photos: 0.80 / 0.26 / 0.21). See
+steps (200 epochs; lr constant to step 297,500, then decaying linearly to 0). The paper
+reports FCN-scores on val for L1+cGAN of 0.66 per-pixel accuracy, 0.23 per-class accuracy,
+0.17 class IoU (real photos: 0.80 / 0.26 / 0.21). See
 docs/datasets.md.
 """
 

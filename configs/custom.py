@@ -15,7 +15,8 @@ generator's input and output channels follow the data and the direction). Unread
 images are skipped and named in the log (``--config.data.strict=True`` stops instead).
 
 Defaults are the paper's 256x256 setup (U-Net-256, 70x70 PatchGAN, jitter 286 -> 256,
-mirroring, batch 1, 200 epochs: 200 x (training pairs) steps). Common changes:
+mirroring, batch 1, 200 epochs: 200 x (training pairs) steps, lr constant for 100 epochs
+then decaying linearly to 0). Common changes:
   --config.data.direction=BtoA          translate B -> A
   --config.data.no_flip=True            if left/right matters (text, maps with labels)
   --config.data.preprocess=crop         random 256 crops of full-resolution images
@@ -23,7 +24,7 @@ mirroring, batch 1, 200 epochs: 200 x (training pairs) steps). Common changes:
                                         keep the aspect ratio, then crop
   --config.image_size=128 --config.data.load_size=143 --config.model.num_downs=7
                                         smaller and faster (num_downs: 8 for 256, 7 for 128)
-  --config.num_epochs=1                 a quick end-to-end check
+  --config.num_train_steps=1ep          a quick end-to-end check (or a step count: =500)
 
 Expect the log to name the folder, the pairs found per split, the channel counts (e.g.
 ``1 -> 3`` for grayscale A and RGB B) and any skipped files; samples under

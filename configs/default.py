@@ -18,8 +18,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.seed = 0  # Seeds parameter init, dropout keys and the data order.
   c.image_size = 64  # Side of the square training crop; the U-Net depth must fit it.
   c.batch_size = 4  # Global batch, split evenly across all local devices.
-  c.num_train_steps = 1500  # Total optimisation steps (one D step + one G step each).
-  c.num_epochs = -1  # If > 0, overrides num_train_steps as epochs over the train split.
+  # The run's length, the only one: optimisation steps (one D step + one G step each) as an
+  # int (1500), or epochs over the train split as a string ('200ep'; an epoch is train
+  # pairs // batch_size steps). Rerun with a larger value to resume and train on to it.
+  c.num_train_steps = ml_collections.FieldReference(1500, field_type=object)
   c.checkpoint_every_steps = 500  # Orbax checkpoint interval (also saved at the end).
   c.max_checkpoints_to_keep = 3  # Older checkpoints are deleted.
   c.log_every_steps = 50  # Scalar summaries and progress line interval.
@@ -34,7 +36,6 @@ def get_config() -> ml_collections.ConfigDict:
   # intervals above land exactly while they are multiples of it.
   c.steps_per_dispatch = 2
   c.dtype = 'float32'  # Compute dtype: 'float32' or 'bfloat16' (params stay float32).
-  c.cpu_convolutions = 'auto'  # XLA:CPU conv library: 'auto', 'eigen', 'xla_default'.
 
   # --- Data ---------------------------------------------------------------------------
   c.data = d = ml_collections.ConfigDict()
@@ -70,11 +71,6 @@ def get_config() -> ml_collections.ConfigDict:
   m.d_norm = 'batch'  # 'batch', 'instance' or 'none'.
   m.init_std = 0.02  # Weights ~ N(0, init_std) (paper 0.02).
   m.sync_batch_stats = True  # BatchNorm statistics over the global batch, not per device.
-  # 'auto' = 'fast' on CPU ('fast_eigen' for conv_impl when the train step runs Eigen
-  # convolutions, see cpu_convolutions), 'xla' elsewhere; also 'matmul' (and 'subpixel'
-  # for the transposed conv), for experiments. See p2p_jax/ops.py.
-  m.conv_transpose_impl = 'auto'
-  m.conv_impl = 'auto'  # The 4x4 convs (stride 2 and the PatchGAN's stride 1).
 
   # --- Loss ---------------------------------------------------------------------------
   c.loss = l = ml_collections.ConfigDict()
@@ -88,7 +84,11 @@ def get_config() -> ml_collections.ConfigDict:
   o.lr = 2e-4  # Adam learning rate for G and D (paper 2e-4).
   o.b1 = 0.5  # Adam beta1 (paper 0.5).
   o.b2 = 0.999  # Adam beta2.
-  o.lr_decay_steps = 0  # If > 0: linear decay to 0 over the last this-many steps.
+  # lr schedule in epochs, fixed by these fields alone (not by num_train_steps): constant
+  # for lr_constant_epochs, then linear decay per epoch to 0 over lr_decay_epochs (the
+  # reference's --n_epochs / --n_epochs_decay, lr_policy 'linear'); 0 = constant lr.
+  o.lr_constant_epochs = 100
+  o.lr_decay_epochs = 0
 
   # --- Sampling and evaluation (--mode=sample / --mode=evaluate) ------------------------
   c.sample = s = ml_collections.ConfigDict()

@@ -11,7 +11,8 @@ neither::
       --config.data.manual_dir=../shared/data/maps
 
 Expect ``Prepared p2p_paired/maps ...: train 1096, val 878 pairs`` with the copy in
-../shared/data (1098 val with the full release), then 219,200 steps. Samples under
+../shared/data (1098 val with the full release), then 219,200 steps (200 epochs; lr
+constant to step 109,600, then decaying linearly to 0). Samples under
 WORKDIR/samples/ show roads, parks and water in map colours following the aerial layout;
 the paper's AMT study found 6.1% of generated maps taken for real at 256x256.
 """

@@ -1,5 +1,5 @@
 """pix2pix on night2day, day -> night (paper Appendix 6.2): 17,823 training pairs,
-17 epochs (75,747 steps), batch 4, jitter (286 -> 256) and mirroring.
+17 epochs (75,735 steps of 4 pairs), batch 4, constant lr, jitter (286 -> 256) and mirroring.
 
 Data: A = night photo, B = day photo (Transient Attributes webcams); the paper's day ->
 night task is BtoA (for night -> day set --config.data.direction=AtoB). The first run
@@ -12,7 +12,7 @@ expect minutes per 10,000 pairs on 2 cores::
       --config.data.manual_dir=/path/to/night2day.tar.gz
 
 Expect ``Prepared p2p_paired/night2day ...: train 17823, val 10, test 2287 pairs``, then
-75,747 steps (test, not the 10-pair val, is the eval split).
+75,735 steps (test, not the 10-pair val, is the eval split).
 Samples under WORKDIR/samples/ darken the sky, light up windows and street lamps and
 keep the scene layout.
 """
@@ -27,7 +27,8 @@ import paper  # noqa: E402
 def get_config():
   c = paper.get_config()
   c.batch_size = 4
-  c.num_epochs = 17
+  c.num_train_steps = '17ep'
+  c.optim.lr_decay_epochs = 0  # Constant lr: the paper's 17 epochs end long before epoch 100.
   c.data.dataset = 'night2day'
   c.data.direction = 'BtoA'  # A = night, B = day: day -> night.
   return c

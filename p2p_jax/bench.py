@@ -9,9 +9,11 @@ data; ``--torch`` also times the PyTorch reference implementation of the same ne
 losses and optimiser (``p2p_jax.torch_reference``; torch is optional) in a process of its
 own, alternating rounds of the two so that machine load affects both alike, and prints
 their ratio (of the medians) with the ratio within each round (``round_ratios``) and its
-range. Run as ``python -m``, the bench restarts itself with tcmalloc preloaded where
-installed (``p2p_jax.allocator``; ``P2P_JAX_MALLOC=system`` keeps glibc's malloc); the
-PyTorch process inherits the same allocator, and every line's ``malloc`` says which ran.
+range. Run as ``python -m`` on a CPU-only machine, the bench restarts itself with tcmalloc
+preloaded where installed (``p2p_jax.cpu.allocator``; ``P2P_JAX_TCMALLOC=0`` keeps glibc's
+malloc); the PyTorch process inherits the same allocator, and every line's ``malloc`` says
+which ran. ``convolutions`` says how the step computes its convolutions
+(``p2p_jax.convolution``; ``P2P_JAX_CPU_CONV=fast|xla`` overrides it for A/B runs).
 ``host_cpu_util`` is the process's CPU seconds per wall-clock second while an
 implementation ran (2.0: two cores busy throughout); on CPU it shows how much of the machine
 each one keeps busy; ``host_cpu`` names the host's CPU model. ``--what=pipeline`` times the
@@ -29,12 +31,11 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from p2p_jax import allocator
+from p2p_jax.cpu import allocator
 from p2p_jax.parallel import DataParallel
 from p2p_jax.train_step import create_train_state
 
@@ -92,8 +93,7 @@ class JaxStep:
     self.devices = jax.local_devices()
     self.dp = DataParallel.from_config(config, channels, devices=self.devices)
     nets = self.dp.nets
-    self.cpu_convolutions = self.dp.cpu_convolutions
-    self.conv_impl = nets.g.conv_impl  # What 'auto' became (models.factory.conv_impl).
+    self.convolutions = self.dp.conv_plan.forms
     state = create_train_state(nets, config.seed, (s, s, channels), channels)
     self.state = self.dp.put_state(state)
     rng = np.random.default_rng(0)
@@ -178,8 +178,8 @@ def _torch_worker(conn, config_dict: dict, channels: int, warmup: int) -> None:
 
 class TorchProcess:
   """``TorchStep`` in its own (spawned) process, so that the two implementations do not
-  share one: side by side in one process each ran 5-15% slower than alone, and not by the
-  same amount (``docs/perf_notes.md``, sixth pass)."""
+  share one (side by side in one process each runs slower than alone, and not by the same
+  amount)."""
 
   def __init__(self, config, channels: int = 3, warmup: int = 1):
     import multiprocessing
@@ -211,7 +211,7 @@ def host_cpu(cpuinfo_path: str = '/proc/cpuinfo') -> str:
   (Sapphire Rapids and later; bf16/int8 only). The family and model numbers tell apart
   generations that a VM's model name hides ('AMD EPYC': family 25 is Zen 3 or 4, 26 Zen 5).
 
-  CPU figures differ by machine type as much as by code (see docs/perf_notes.md), so every
+  CPU figures differ by machine type as much as by code (``docs/performance.md``), so every
   bench line names the host, not just the JAX device ('cpu')."""
   fields: dict[str, str] = {}
   try:
@@ -294,10 +294,8 @@ def bench_train(config, steps: int, warmup: int, rounds: int, with_torch: bool,
                 host_cpu_util=cpu_wall[name][0] / cpu_wall[name][1])
     if name == 'p2p_jax':
       line.update(compile_s=jx.compile_s, steps_per_dispatch=jx.steps_per_dispatch,
-                  cpu_convolutions=jx.cpu_convolutions,
-                  parallelism=config.parallelism, flops_per_step=jx.flops_per_step,
-                  conv_transpose_impl=config.model.conv_transpose_impl,
-                  conv_impl=jx.conv_impl)
+                  convolutions=jx.convolutions,
+                  parallelism=config.parallelism, flops_per_step=jx.flops_per_step)
       if jx.flops_per_step:
         tflops = jx.flops_per_step / sec / 1e12
         line['tflops_per_sec'] = tflops
@@ -320,8 +318,7 @@ def bench_train(config, steps: int, warmup: int, rounds: int, with_torch: bool,
 def round_ratios(jax_sec: list[float], torch_sec: list[float]) -> list[float]:
   """p2p_jax / PyTorch images/s within each round (the two ran back to back), in order.
 
-  Their spread shows how far the machine's drift moves the ratio during one run: on the
-  2-core VMs of ``docs/perf_notes.md`` rounds of one run differed by up to ~15%."""
+  Their spread shows how far the machine's drift moves the ratio during one run."""
   return [t / j for j, t in zip(jax_sec, torch_sec)]
 
 
@@ -347,15 +344,15 @@ def bench_loop(config, steps: int, warmup: int) -> list[dict]:
   drifts (shared VMs) biases neither. The loop's rate excludes compilation and its first
   dispatches (``WORKDIR/train_stats.json``).
   """
+  import copy
   import os
   import tempfile
 
   from p2p_jax import train
   (before,) = bench_train(config, steps, warmup, rounds=1, with_torch=False)
   with tempfile.TemporaryDirectory() as workdir:
-    c = config.copy_and_resolve_references()
+    c = copy.deepcopy(config)  # Keeps num_train_steps' steps-or-epochs field type.
     with c.unlocked():
-      c.num_epochs = -1
       c.num_train_steps = steps + warmup
       c.log_every_steps = max(1, steps // 4)
       c.checkpoint_every_steps = 10 ** 9  # Only the final checkpoint.
@@ -391,6 +388,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  # tcmalloc where installed: p2p_jax/allocator.py.
+  # tcmalloc on CPU-only machines where installed: p2p_jax/cpu/allocator.py.
   allocator.restart_with_preferred_malloc(__file__, __spec__ and __spec__.name)
   app.run(main)

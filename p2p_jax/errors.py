@@ -22,3 +22,7 @@ class CheckpointError(UserError, RuntimeError):
 
 class TrainingError(UserError, RuntimeError):
   """Training cannot continue (e.g. a non-finite loss)."""
+
+
+class DependencyError(UserError, ImportError):
+  """An optional dependency that this use needs is not installed; the message names it."""

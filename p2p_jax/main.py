@@ -20,7 +20,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ start-up 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from p2p_jax import allocator
+from p2p_jax.cpu import allocator
 from p2p_jax.errors import ConfigError, UserError
 
 FLAGS = flags.FLAGS
@@ -98,8 +98,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   _hide_gpus_from_tensorflow()
   _setup_logging()
-  logging.info('malloc: %s (%s=%s)', allocator.active_malloc(), allocator.ENV,
-               os.environ.get(allocator.ENV, 'auto'))
+  logging.info('malloc: %s', allocator.active_malloc())
   try:
     run(FLAGS.config, FLAGS.workdir, FLAGS.mode)
   except UserError as e:
@@ -112,6 +111,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  # tcmalloc where installed: p2p_jax/allocator.py.
+  # tcmalloc on CPU-only machines where installed: p2p_jax/cpu/allocator.py.
   allocator.restart_with_preferred_malloc(__file__, __spec__ and __spec__.name)
   app.run(main)

@@ -7,7 +7,8 @@
     State carries a leading device axis; the batch is reshaped to [devices, per_device, ...].
 Both run the same ``train_step`` with the device axis named ``train_step.AXIS``, so
 gradients and metrics are averaged across devices identically; tests check that they agree
-with each other and with a single device.
+with each other and with a single device. How the step's convolutions are computed (and
+compiled) on the devices' backend is ``p2p_jax.convolution.step_plan``'s decision.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from p2p_jax import xla_options
-from p2p_jax.models.factory import ConfigError
+from p2p_jax import convolution
+from p2p_jax.errors import ConfigError
 from p2p_jax.train_step import (AXIS, Networks, TrainState, make_networks, multi_step,
                                 train_step)
 
@@ -43,38 +44,27 @@ class DataParallel:
   """Places state and batches on the devices and runs the mapped train step."""
 
   @classmethod
-  def from_config(cls, config, output_channels: int, total_steps: int | None = None,
+  def from_config(cls, config, output_channels: int, steps_per_epoch: int | None = None,
                   devices=None) -> 'DataParallel':
     """The train step exactly as ``train_and_evaluate`` runs it, for ``config``: the
-    networks (``make_networks``), the XLA compiler options (``config.cpu_convolutions``)
-    and the mapping (``config.parallelism``, ``config.steps_per_dispatch``). The bench
-    builds its step here too, so it times what training runs. ``.cpu_convolutions`` says
-    what ``config.cpu_convolutions`` resolved to."""
-    applied, options = xla_options.train_step_options(config.cpu_convolutions,
-                                                      config.parallelism)
-    nets = make_networks(config, output_channels, total_steps, multi_device=True,
-                         cpu_convolutions=applied)
-    dp = cls(nets, config.parallelism, devices, steps_per_dispatch=config.steps_per_dispatch,
-             compiler_options=options)
-    dp.cpu_convolutions = applied
-    return dp
+    networks (``make_networks``) and the mapping (``config.parallelism``,
+    ``config.steps_per_dispatch``). The bench builds its step here too, so it times what
+    training runs."""
+    nets = make_networks(config, output_channels, steps_per_epoch, multi_device=True)
+    return cls(nets, config.parallelism, devices, steps_per_dispatch=config.steps_per_dispatch)
 
   def __init__(self, nets: Networks, mode: str = 'shard_map', devices=None,
-               steps_per_dispatch: int = 1, donate: bool = True,
-               compiler_options: dict[str, str] | None = None):
-    """``compiler_options``: XLA options for the jitted step (shard_map only; see
-    ``p2p_jax.xla_options``)."""
+               steps_per_dispatch: int = 1, donate: bool = True):
     if mode not in MODES:
       raise ConfigError(f'parallelism must be one of {MODES}, got {mode!r}.')
     self.mode = mode
     self.nets = nets
-    self.cpu_convolutions: str | None = None  # Set by from_config.
     self.devices = list(devices if devices is not None else jax.local_devices())
     self.num_devices = len(self.devices)
     self.steps_per_dispatch = steps_per_dispatch
-    if compiler_options and mode == 'pmap':
-      raise ConfigError('jax.pmap takes no XLA compiler options; use parallelism=shard_map.')
-    self.compiler_options = compiler_options or None
+    # How the step computes its convolutions on these devices (``.forms`` for logs) and
+    # the XLA compiler options that go with that.
+    self.conv_plan = convolution.step_plan(self.devices[0].platform, mode)
     self.mesh = Mesh(np.array(self.devices), (AXIS,))
     self._stacked = NamedSharding(self.mesh, P(AXIS))  # pmap: leading device axis
     self._replicated = NamedSharding(self.mesh, P())
@@ -82,7 +72,8 @@ class DataParallel:
     self._step_one = self._step if steps_per_dispatch == 1 else self._build(nets, 1, donate)
 
   def _build(self, nets: Networks, k: int, donate: bool) -> Callable:
-    step = functools.partial(multi_step if k > 1 else train_step, nets=nets, axis_name=AXIS)
+    step = self.conv_plan.wrap(
+        functools.partial(multi_step if k > 1 else train_step, nets=nets, axis_name=AXIS))
     donate_args = (0,) if donate else ()
     if self.mode == 'pmap':
       return jax.pmap(step, axis_name=AXIS, devices=self.devices, donate_argnums=donate_args)
@@ -92,7 +83,8 @@ class DataParallel:
     # the mean into a sum (N x gradients on N devices; tests compare against 1 device).
     mapped = jax.shard_map(step, mesh=self.mesh, in_specs=(P(), batch_spec),
                            out_specs=(P(), P()), check_vma=False)
-    return jax.jit(mapped, donate_argnums=donate_args, compiler_options=self.compiler_options)
+    return jax.jit(mapped, donate_argnums=donate_args,
+                   compiler_options=self.conv_plan.compiler_options)
 
   # --- placement ------------------------------------------------------------------------
   def put_state(self, state: TrainState) -> TrainState:

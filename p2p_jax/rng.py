@@ -1,8 +1,8 @@
 """Random keys. The project uses the 'rbg' PRNG implementation for its keys.
 
-XLA:CPU compiles the default threefry generator slowly: initialising even a tiny U-Net took
-~23 s to compile with threefry and ~5 s with rbg (2-core CPU, 2026-11-23); dropout masks in
-the train step likewise. rbg is the generator big_vision and t5x train with.
+What it buys: XLA compiles rbg's random bits much faster than the default threefry
+generator's (on CPU, jaxlib 0.10, initialising a U-Net compiles several times faster; the
+train step's dropout masks likewise). rbg is the generator big_vision and t5x train with.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """``train_and_evaluate(config, workdir)``: the pix2pix training loop.
 
-Resumes from the latest checkpoint in ``WORKDIR/checkpoints/``; writes TensorBoard
+Trains to ``config.num_train_steps`` (steps, or epochs as ``'200ep'``: see
+``p2p_jax.schedules``), resuming from the latest checkpoint in ``WORKDIR/checkpoints/``, so a
+finished run given a longer length trains on to it. Writes TensorBoard
 summaries to ``WORKDIR`` and sample grids (input | output | target) to
 ``WORKDIR/samples/``. Metrics are fetched one dispatch late so the host never blocks the
 device; a non-finite loss stops training with a clear message. Interrupting (Ctrl-C,
@@ -21,7 +23,8 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from p2p_jax import allocator, checkpoints, images, inference
+from p2p_jax import checkpoints, images, inference, schedules
+from p2p_jax.cpu import allocator
 from p2p_jax.rng import make_key
 from p2p_jax.errors import CheckpointError, ConfigError, TrainingError
 from p2p_jax.models.factory import check_image_size
@@ -33,14 +36,6 @@ from p2p_jax.train_step import TrainState, create_train_state
 _MODEL_FIELDS = ('image_size',)
 
 
-def total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int | None = None) -> int:
-  if config.num_epochs > 0:
-    if steps_per_epoch is None:
-      raise ConfigError('num_epochs needs the dataset size.')
-    return config.num_epochs * steps_per_epoch
-  return config.num_train_steps
-
-
 def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Fails fast, with the fix in the message, on configs that cannot train."""
   check_batch(config.batch_size, num_devices)
@@ -48,6 +43,13 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
     raise ConfigError(f'batch_size {config.batch_size} must divide the {jax.process_count()} '
                       'processes.')
   check_image_size(config, config.image_size)
+  schedules.parse_length(config.num_train_steps)
+  if config.get('num_epochs', -1) > 0:
+    raise ConfigError(f'config.num_epochs is no longer read; set the run length as '
+                      f"num_train_steps='{config.num_epochs}ep' (epochs) or a step count.")
+  for name in ('lr_constant_epochs', 'lr_decay_epochs'):
+    if config.optim[name] < 0:
+      raise ConfigError(f'optim.{name} must be >= 0, got {config.optim[name]}.')
   if config.data.preprocess in ('resize_and_crop', 'scale_width_and_crop') and \
       config.data.load_size < config.image_size:
     raise ConfigError(f'data.load_size ({config.data.load_size}) must be >= image_size '
@@ -62,7 +64,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
 def _check_compatible(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict):
   diffs = [f'model.{k}: checkpoint {saved.model[k]!r} vs now {config.model[k]!r}'
            for k in config.model if k in saved.model and saved.model[k] != config.model[k]
-           and k not in ('conv_transpose_impl', 'conv_impl', 'sync_batch_stats')]
+           and k != 'sync_batch_stats']
   if diffs:
     raise CheckpointError(
         'The workdir holds checkpoints of a different model:\n  ' + '\n  '.join(diffs) +
@@ -92,10 +94,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   allocator.warn_if_missing_tcmalloc(devices[0].platform)
   source = sources.get_source(config)
   channels = sources.io_channels(config, source)
-  num_steps = total_steps(config, pipeline.steps_per_epoch(config, source))
+  steps_per_epoch = pipeline.steps_per_epoch(config, source)
+  num_steps = schedules.total_steps(config.num_train_steps, steps_per_epoch)
   os.makedirs(workdir, exist_ok=True)
 
-  dp = DataParallel.from_config(config, channels.target, num_steps, devices)
+  dp = DataParallel.from_config(config, channels.target, steps_per_epoch, devices)
   nets = dp.nets
   ckpt = checkpoints.Checkpointer(workdir, config.max_checkpoints_to_keep)
   init_key = make_key(config.seed)
@@ -112,6 +115,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   else:
     state = create_train_state(nets, init_key, input_shape, channels.target)
   start_step = int(state.step)
+  _log_length(config, source, num_steps, steps_per_epoch, start_step)
 
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0, asynchronous=True)
@@ -128,10 +132,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   generate = inference.make_generate_fn(nets.g, paper_mode=True)
   evaluator = _make_periodic_evaluator(config, workdir, source, nets, writer)
 
-  logging.info('training %s -> %s, %d params G, %d params D, %d device(s) [%s, CPU '
+  logging.info('training %s -> %s, %d params G, %d params D, %d device(s) [%s, '
                'convolutions: %s], steps %d..%d', config.data.dataset, workdir,
                _count(state.g_params), _count(state.d_params), len(devices), dp.mode,
-               dp.cpu_convolutions, start_step, num_steps)
+               dp.conv_plan.forms, start_step, num_steps)
   dstate = dp.put_state(state)
   del state
   step = start_step
@@ -223,6 +227,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   logging.info('done: %d steps in %s; checkpoints in %s, samples in %s', step - start_step,
                _fmt_time(elapsed), ckpt.directory, os.path.join(workdir, 'samples'))
   return final
+
+
+def _log_length(config, source, num_steps, steps_per_epoch, start_step) -> None:
+  """The first progress lines: the run's length in steps and epochs, the lr schedule."""
+  logging.info('%s (an epoch: %d training pairs // batch %d)',
+               schedules.describe(num_steps, steps_per_epoch, config.optim),
+               source.num_examples(config.data.train_split), config.batch_size)
+  warning = schedules.lr_zero_warning(num_steps, steps_per_epoch, config.optim)
+  if warning:
+    logging.warning('%s', warning)
+  if start_step >= num_steps:
+    msg = (f'the checkpoint is at step {start_step}, the run length is {num_steps} steps: '
+           'nothing to train. To train longer, raise --config.num_train_steps (steps, or '
+           "epochs as e.g. '300ep').")
+    logging.warning('%s', msg)
+    print(msg, flush=True)
 
 
 def _write_samples(workdir, step, dp, dstate, generate, sample_batch, writer, config):

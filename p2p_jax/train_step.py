@@ -20,7 +20,7 @@ import ml_collections
 import optax
 from jax import lax
 
-from p2p_jax import losses, rng as rnglib
+from p2p_jax import losses, rng as rnglib, schedules
 from p2p_jax.models import build_discriminator, build_generator
 
 PyTree = Any
@@ -55,35 +55,22 @@ class Networks:
   sync_batch_stats: bool = True
 
 
-def learning_rate_fn(config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
-  """Constant lr, optionally decaying linearly to 0 over the last ``lr_decay_steps``."""
-  o = config.optim
-  if o.lr_decay_steps <= 0:
-    return optax.constant_schedule(o.lr)
-  start = max(total_steps - o.lr_decay_steps, 0)
-  return optax.join_schedules(
-      [optax.constant_schedule(o.lr),
-       optax.linear_schedule(o.lr, 0.0, total_steps - start)], [start])
-
-
 def make_networks(config: ml_collections.ConfigDict, output_channels: int,
-                  total_steps: int | None = None, multi_device: bool = False,
-                  cpu_convolutions: str = 'xla_default') -> Networks:
+                  steps_per_epoch: int | None = None, multi_device: bool = False) -> Networks:
   """Builds modules and optimisers from the config.
 
+  ``steps_per_epoch`` turns the epoch-based lr schedule (``p2p_jax.schedules``) into steps;
+  None gives a constant lr, for networks restored to sample or evaluate.
   ``multi_device``: the step will run with a device axis named ``AXIS``; BatchNorm
-  synchronises over it when ``config.model.sync_batch_stats``. ``cpu_convolutions``: what
-  ``xla_options.train_step_options`` applies to the step's compile ('eigen' or
-  'xla_default'); it picks the gradient formulations (``models.factory.conv_impl``).
+  synchronises over it when ``config.model.sync_batch_stats``.
   """
   axis = AXIS if (multi_device and config.model.sync_batch_stats) else None
-  lr = learning_rate_fn(config, total_steps or config.num_train_steps)
+  lr = schedules.learning_rate_fn(config.optim, steps_per_epoch)
   tx = lambda: optax.adam(lr, b1=config.optim.b1, b2=config.optim.b2)  # noqa: E731
   losses._check(config.loss.gan_mode)
   return Networks(
-      g=build_generator(config, output_channels, axis_name=axis,
-                        cpu_convolutions=cpu_convolutions),
-      d=build_discriminator(config, axis_name=axis, cpu_convolutions=cpu_convolutions),
+      g=build_generator(config, output_channels, axis_name=axis),
+      d=build_discriminator(config, axis_name=axis),
       g_tx=tx(), d_tx=tx(), gan_mode=config.loss.gan_mode,
       lambda_l1=float(config.loss.lambda_l1), lambda_gan=float(config.loss.lambda_gan),
       conditional_d=bool(config.loss.conditional_d),

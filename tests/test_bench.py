@@ -8,14 +8,16 @@ import sys
 import pytest
 from conftest import ROOT, tiny_config
 
-from p2p_jax import allocator, bench
+from p2p_jax import bench, convolution
+from p2p_jax.cpu import allocator
 
 
 def test_bench_train_reports_the_documented_fields():
   c = tiny_config(batch_size=2)
   (line,) = bench.bench_train(c, steps=2, warmup=1, rounds=1, with_torch=False)
   for key in ('images_per_sec', 'step_ms', 'compile_s', 'batch_size', 'image_size', 'dtype',
-              'device', 'num_devices', 'jax_version', 'flops_per_step', 'tflops_per_sec'):
+              'device', 'num_devices', 'jax_version', 'flops_per_step', 'tflops_per_sec',
+              'convolutions'):
     assert key in line, key
   assert line['images_per_sec'] > 0 and line['step_ms'] > 0
   # A U-Net + PatchGAN step at 32 px is at least millions of FLOPs.
@@ -87,7 +89,8 @@ def test_torch_process_reports_a_failure_in_the_child():
 
 def test_bench_cli_prints_json(tmp_path):
   env = dict(os.environ)
-  for key in ('XLA_FLAGS', 'LD_PRELOAD', allocator.ENV, allocator.APPLIED_ENV):
+  for key in ('XLA_FLAGS', 'LD_PRELOAD', allocator.ENV, allocator.APPLIED_ENV,
+              convolution.OVERRIDE_ENV):
     env.pop(key, None)
   r = subprocess.run(
       [sys.executable, '-m', 'p2p_jax.bench', '--config=configs/default.py',
@@ -97,6 +100,8 @@ def test_bench_cli_prints_json(tmp_path):
   assert r.returncode == 0, r.stderr[-2000:]
   line = json.loads([l for l in r.stdout.splitlines() if l.startswith('{')][-1])
   assert line['batch_size'] == 1 and line['image_size'] == 32
-  # python -m restarts under tcmalloc where it is installed (p2p_jax/allocator.py).
-  tcmalloc = sys.platform.startswith('linux') and allocator.find_tcmalloc()
+  # python -m restarts under tcmalloc where installed on a CPU-only machine.
+  tcmalloc = (sys.platform.startswith('linux') and allocator.find_tcmalloc()
+              and not allocator.has_accelerator(env))
   assert line['malloc'] == ('tcmalloc' if tcmalloc else 'default')
+  assert line['convolutions'] == convolution.step_plan(line['platform']).forms

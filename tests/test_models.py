@@ -8,8 +8,8 @@ from conftest import tiny_config
 
 from p2p_jax.models import NLayerDiscriminator, PixelDiscriminator, UNetGenerator
 from p2p_jax.models.discriminators import patch_receptive_field
-from p2p_jax.models.factory import (ConfigError, build_discriminator, build_generator, conv_impl,
-                                    check_image_size, min_image_size)
+from p2p_jax.errors import ConfigError
+from p2p_jax.models.factory import check_image_size, min_image_size
 
 
 def n_params(module, x, **kw):
@@ -105,78 +105,3 @@ def test_min_image_size_accounts_for_patchgan():
   check_image_size(c, 24)
   with pytest.raises(ConfigError):
     check_image_size(c, 20)
-
-
-@pytest.mark.parametrize('field,build', [('conv_impl', build_generator),
-                                         ('conv_transpose_impl', build_generator),
-                                         ('conv_impl', build_discriminator)])
-def test_unknown_conv_impl_is_a_config_error(field, build):
-  c = tiny_config()
-  c.model[field] = 'nope'
-  args = (c, 3) if build is build_generator else (c,)
-  with pytest.raises(ConfigError, match=f'model.{field}'):
-    build(*args)
-  c.model[field] = 'matmul'
-  build(*args)
-
-
-@pytest.mark.parametrize('batch', [1, 3])
-def test_fast_conv_paths_equal_autodiff_through_whole_networks(batch):
-  """CPU fast paths (p2p_jax.ops) vs plain lax convs: outputs and all gradients."""
-  x = jax.random.normal(jax.random.key(1), (batch, 32, 32, 3))
-  make = lambda impl, conv: UNetGenerator(output_channels=2, num_downs=5, ngf=8,  # noqa: E731
-                                          conv_transpose_impl=impl, conv_impl=conv)
-  v = make('xla', 'xla').init(jax.random.key(0), x, train=False)
-
-  def loss(params, impl, conv):
-    y, _ = make(impl, conv).apply({'params': params, 'batch_stats': v['batch_stats']}, x,
-                                  train=True, dropout=False, mutable=['batch_stats'])
-    return jnp.sum(jnp.sin(3 * y)), y
-
-  (_, y_ref), g_ref = jax.value_and_grad(loss, has_aux=True)(v['params'], 'xla', 'xla')
-  for conv in ('fast', 'fast_eigen'):
-    (_, y_fast), g_fast = jax.value_and_grad(loss, has_aux=True)(v['params'], 'fast', conv)
-    np.testing.assert_allclose(y_fast, y_ref, rtol=1e-4, atol=1e-5)
-    for a, b in zip(jax.tree.leaves(g_ref), jax.tree.leaves(g_fast)):
-      np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4)
-
-  d = lambda impl: NLayerDiscriminator(ndf=8, conv_impl=impl)  # noqa: E731
-  xd = jax.random.normal(jax.random.key(2), (batch, 32, 32, 6))
-  dv = d('xla').init(jax.random.key(0), xd, train=False)
-  f = lambda p, impl: jnp.sum(d(impl).apply(  # noqa: E731
-      {'params': p, 'batch_stats': dv['batch_stats']}, xd, train=True,
-      mutable=['batch_stats'])[0] ** 2)
-  for impl in ('fast', 'fast_eigen'):
-    for a, b in zip(jax.tree.leaves(jax.grad(f)(dv['params'], 'xla')),
-                    jax.tree.leaves(jax.grad(f)(dv['params'], impl))):
-      np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4)
-
-
-def test_eigen_step_gets_the_eigen_tuned_conv_gradients():
-  """conv_impl 'auto' becomes 'fast_eigen' for a train step compiled with Eigen
-  convolutions; explicit choices stay; the transposed conv is unaffected."""
-  from p2p_jax.train_step import make_networks
-  c = tiny_config()
-  assert conv_impl(c) == 'auto' and conv_impl(c, 'xla_default') == 'auto'
-  assert conv_impl(c, 'eigen') == 'fast_eigen'
-  nets = make_networks(c, 3, cpu_convolutions='eigen')
-  assert nets.g.conv_impl == nets.d.conv_impl == 'fast_eigen'
-  assert nets.g.conv_transpose_impl == c.model.conv_transpose_impl
-  c.model.conv_impl = 'xla'
-  assert conv_impl(c, 'eigen') == 'xla'
-  assert make_networks(c, 3, cpu_convolutions='eigen').d.conv_impl == 'xla'
-
-
-@pytest.mark.parametrize('impl', ['xla', 'matmul', 'fast_eigen'])
-def test_every_patchgan_conv_uses_the_configured_impl(impl, monkeypatch):
-  """The output layer (512 -> 1 at 256 px) too: it once took 'auto' whatever the config."""
-  from p2p_jax import ops
-  seen = []
-  for name in ('conv_4x4_s2', 'conv_4x4_s1'):
-    orig = getattr(ops, name)
-    monkeypatch.setattr(ops, name, lambda x, k, i='auto', orig=orig, name=name: (
-        seen.append((name, i)), orig(x, k, i))[1])
-  d = NLayerDiscriminator(ndf=8, n_layers=3, conv_impl=impl)
-  jax.eval_shape(lambda: d.init(jax.random.key(0), jnp.zeros((1, 64, 64, 6)), train=False))
-  assert [n for n, _ in seen] == ['conv_4x4_s2'] * 3 + ['conv_4x4_s1'] * 2
-  assert {i for _, i in seen} == {impl}

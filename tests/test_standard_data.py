@@ -102,7 +102,8 @@ def test_dataset_configs_load(name):
   assert c.data.dataset == name and c.image_size == 256 and c.model.num_downs == 8
   assert c.data.direction == paired_builder.CONFIGS[name].paper_direction
   assert c.data.eval_split in dict(paired_builder.CONFIGS[name].splits)
-  assert c.num_epochs == {'edges2shoes': 15, 'edges2handbags': 15, 'night2day': 17}.get(name, 200)
+  epochs = {'edges2shoes': 15, 'edges2handbags': 15, 'night2day': 17}.get(name, 200)
+  assert c.num_train_steps == f'{epochs}ep'
   assert c.batch_size == (4 if name in ('edges2shoes', 'edges2handbags', 'night2day') else 1)
 
 

@@ -32,24 +32,22 @@ class NLayerDiscriminator(nn.Module):
   n_layers: int = 3
   norm: str = 'batch'
   init_std: float = 0.02
-  conv_impl: str = 'auto'
   axis_name: str | None = None
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     bias = conv_bias(self.norm)
-    h = Conv(self.ndf, stride=2, use_bias=True, init_std=self.init_std, impl=self.conv_impl,
-             dtype=self.dtype)(x)
+    h = Conv(self.ndf, stride=2, use_bias=True, init_std=self.init_std, dtype=self.dtype)(x)
     h = nn.leaky_relu(h, 0.2)
     for n in range(1, self.n_layers + 1):
       stride = 2 if n < self.n_layers else 1
       h = Conv(self.ndf * min(2 ** n, 8), stride=stride, use_bias=bias,
-               init_std=self.init_std, impl=self.conv_impl, dtype=self.dtype)(h)
-      h = make_norm(self.norm, train=train, axis_name=self.axis_name, dtype=self.dtype)(h)
+               init_std=self.init_std, dtype=self.dtype)(h)
+      h = make_norm(self.norm, train=train, axis_name=self.axis_name, init_std=self.init_std,
+                    dtype=self.dtype)(h)
       h = nn.leaky_relu(h, 0.2)
-    h = Conv(1, stride=1, use_bias=True, init_std=self.init_std, impl=self.conv_impl,
-             dtype=self.dtype)(h)
+    h = Conv(1, stride=1, use_bias=True, init_std=self.init_std, dtype=self.dtype)(h)
     return h.astype(jnp.float32)
 
 
@@ -69,6 +67,7 @@ class PixelDiscriminator(nn.Module):
                              init_std=self.init_std, dtype=self.dtype)
     h = nn.leaky_relu(conv(self.ndf, True)(x), 0.2)
     h = conv(self.ndf * 2, bias)(h)
-    h = make_norm(self.norm, train=train, axis_name=self.axis_name, dtype=self.dtype)(h)
+    h = make_norm(self.norm, train=train, axis_name=self.axis_name, init_std=self.init_std,
+                  dtype=self.dtype)(h)
     h = nn.leaky_relu(h, 0.2)
     return conv(1, bias)(h).astype(jnp.float32)

@@ -5,14 +5,11 @@ from __future__ import annotations
 import jax.numpy as jnp
 import ml_collections
 
-from p2p_jax import ops
+from p2p_jax.errors import ConfigError
 from p2p_jax.models.discriminators import NLayerDiscriminator, PixelDiscriminator
 from p2p_jax.models.unet import UNetGenerator
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
-
-
-from p2p_jax.errors import ConfigError  # noqa: F401  (re-exported)
 
 
 def compute_dtype(config: ml_collections.ConfigDict):
@@ -21,39 +18,22 @@ def compute_dtype(config: ml_collections.ConfigDict):
   return DTYPES[config.dtype]
 
 
-def conv_impl(config: ml_collections.ConfigDict, cpu_convolutions: str = 'xla_default') -> str:
-  """``model.conv_impl`` for networks whose train step XLA compiles with ``cpu_convolutions``
-  (what ``p2p_jax.xla_options.train_step_options`` applied): 'auto' becomes 'fast_eigen'
-  under 'eigen', whose gradients are tuned for Eigen's convolutions (``p2p_jax.ops``). The
-  forward pass is the same either way."""
-  impl = config.model.get('conv_impl', 'auto')
-  ops.resolve_conv_impl(impl)  # Unknown names: ConfigError now, not mid-trace.
-  return 'fast_eigen' if impl == 'auto' and cpu_convolutions == 'eigen' else impl
-
-
 def build_generator(config: ml_collections.ConfigDict, output_channels: int,
-                    axis_name: str | None = None,
-                    cpu_convolutions: str = 'xla_default') -> UNetGenerator:
+                    axis_name: str | None = None) -> UNetGenerator:
   m = config.model
   if m.generator != 'unet':
     raise ConfigError(f"model.generator must be 'unet', got {m.generator!r}.")
-  ops.resolve_impl(m.conv_transpose_impl)  # Unknown names: ConfigError now, not mid-trace.
   return UNetGenerator(output_channels=output_channels, num_downs=m.num_downs, ngf=m.ngf,
                        norm=m.g_norm, dropout_rate=m.dropout, init_std=m.init_std,
-                       conv_transpose_impl=m.conv_transpose_impl,
-                       conv_impl=conv_impl(config, cpu_convolutions),
-                       axis_name=axis_name,
-                       dtype=compute_dtype(config))
+                       axis_name=axis_name, dtype=compute_dtype(config))
 
 
-def build_discriminator(config: ml_collections.ConfigDict, axis_name: str | None = None,
-                        cpu_convolutions: str = 'xla_default'):
+def build_discriminator(config: ml_collections.ConfigDict, axis_name: str | None = None):
   m = config.model
-  impl = conv_impl(config, cpu_convolutions)
   kw = dict(ndf=m.ndf, norm=m.d_norm, init_std=m.init_std, axis_name=axis_name,
             dtype=compute_dtype(config))
   if m.discriminator == 'patch':
-    return NLayerDiscriminator(n_layers=m.n_layers, conv_impl=impl, **kw)
+    return NLayerDiscriminator(n_layers=m.n_layers, **kw)
   if m.discriminator == 'pixel':
     return PixelDiscriminator(**kw)
   raise ConfigError(f"model.discriminator must be 'patch' or 'pixel', got {m.discriminator!r}.")

@@ -1,7 +1,8 @@
 """Convolutions and normalisation shared by the generators and discriminators.
 
 Padding and bias conventions follow the pix2pix reference implementation so that parameter
-counts match it exactly: 4x4 convs with padding 1, weights ~ N(0, init_std).
+counts match it exactly: 4x4 convs with padding 1, weights ~ N(0, init_std). How a
+convolution is computed on each backend is ``p2p_jax.convolution``'s business.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
-from p2p_jax import ops
+from p2p_jax import convolution
 
 Dtype = Any
-_DN = ('NHWC', 'HWIO', 'NHWC')
 
 
 class Conv(nn.Module):
@@ -28,7 +27,6 @@ class Conv(nn.Module):
   padding: int = 1
   use_bias: bool = False
   init_std: float = 0.02
-  impl: str = 'auto'  # For the 4x4 stride-2 padding-1 case: see p2p_jax.ops.conv_4x4_s2.
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -38,14 +36,7 @@ class Conv(nn.Module):
                         (k, k, x.shape[-1], self.features), jnp.float32)
     x = x.astype(self.dtype)
     kernel = kernel.astype(self.dtype)
-    p = self.padding
-    if (k, self.stride, p) == (4, 2, 1):
-      y = ops.conv_4x4_s2(x, kernel, self.impl)
-    elif (k, self.stride, p) == (4, 1, 1):  # The PatchGAN's last two convs.
-      y = ops.conv_4x4_s1(x, kernel, self.impl)
-    else:
-      y = lax.conv_general_dilated(x, kernel, (self.stride, self.stride), ((p, p), (p, p)),
-                                   dimension_numbers=_DN)
+    y = convolution.conv(x, kernel, self.stride, self.padding)
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32
                          ).astype(self.dtype)
@@ -58,14 +49,13 @@ class ConvTranspose(nn.Module):
   features: int
   use_bias: bool = False
   init_std: float = 0.02
-  impl: str = 'auto'
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     kernel = self.param('kernel', nn.initializers.normal(self.init_std),
                         (4, 4, x.shape[-1], self.features), jnp.float32)
-    y = ops.conv_transpose_4x4_s2(x.astype(self.dtype), kernel.astype(self.dtype), self.impl)
+    y = convolution.conv_transpose_4x4_s2(x.astype(self.dtype), kernel.astype(self.dtype))
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32
                          ).astype(self.dtype)
@@ -75,19 +65,29 @@ class ConvTranspose(nn.Module):
 NORMS = ('batch', 'instance', 'none')
 
 
+def _normal_around_one(std: float) -> nn.initializers.Initializer:
+  """Initializer drawing from N(1, std)."""
+  normal = nn.initializers.normal(std)
+  return lambda key, shape, dtype=jnp.float32: 1.0 + normal(key, shape, dtype)
+
+
 def make_norm(kind: str, *, train: bool, axis_name: str | None = None,
+              init_std: float = 0.02,
               dtype: Dtype = jnp.float32) -> Callable[[jax.Array], jax.Array]:
   """Returns a norm layer constructor call (to be used inside ``@nn.compact``).
 
-  'batch': BatchNorm with PyTorch's defaults (momentum 0.1 -> flax 0.9, eps 1e-5, affine);
-    statistics of the current batch when ``train`` (synchronised over ``axis_name`` when
-    given), running averages otherwise.
+  'batch': BatchNorm with PyTorch's defaults (momentum 0.1 -> flax 0.9, eps 1e-5, affine)
+    and the reference's init (scale ~ N(1, init_std), bias 0); statistics of the current
+    batch when ``train`` (synchronised over ``axis_name`` when given), running averages
+    otherwise.
   'instance': InstanceNorm without affine parameters (the reference's default).
   'none': identity.
   """
   if kind == 'batch':
     return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                        axis_name=axis_name, dtype=dtype, param_dtype=jnp.float32)
+                        axis_name=axis_name, dtype=dtype, param_dtype=jnp.float32,
+                        scale_init=_normal_around_one(init_std),
+                        bias_init=nn.initializers.zeros)
   if kind == 'instance':
     return nn.InstanceNorm(epsilon=1e-5, use_scale=False, use_bias=False, dtype=dtype,
                            param_dtype=jnp.float32)

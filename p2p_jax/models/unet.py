@@ -35,8 +35,6 @@ class UNetGenerator(nn.Module):
   dropout_rate: float = 0.5
   num_dropout_blocks: int = 3
   init_std: float = 0.02
-  conv_transpose_impl: str = 'auto'
-  conv_impl: str = 'auto'
   axis_name: str | None = None
   dtype: Any = jnp.float32
 
@@ -53,15 +51,15 @@ class UNetGenerator(nn.Module):
     widths = encoder_widths(self.num_downs, self.ngf)
     bias = conv_bias(self.norm)
     norm = lambda: make_norm(self.norm, train=train, axis_name=self.axis_name,  # noqa: E731
-                             dtype=self.dtype)
+                             init_std=self.init_std, dtype=self.dtype)
 
     skips = []
     h = x
     for i, w in enumerate(widths):
       if i > 0:
         h = nn.leaky_relu(h, 0.2)
-      h = Conv(w, use_bias=bias, init_std=self.init_std, impl=self.conv_impl,
-               dtype=self.dtype, name=f'down{i}')(h)
+      h = Conv(w, use_bias=bias, init_std=self.init_std, dtype=self.dtype,
+               name=f'down{i}')(h)
       if 0 < i < self.num_downs - 1:
         h = norm()(h)
       skips.append(h)
@@ -70,10 +68,10 @@ class UNetGenerator(nn.Module):
       h = nn.relu(h)
       if i == 0:
         h = ConvTranspose(self.output_channels, use_bias=True, init_std=self.init_std,
-                          impl=self.conv_transpose_impl, dtype=self.dtype, name='up0')(h)
+                          dtype=self.dtype, name='up0')(h)
         return jnp.tanh(h.astype(jnp.float32))
       h = ConvTranspose(widths[i - 1], use_bias=bias, init_std=self.init_std,
-                        impl=self.conv_transpose_impl, dtype=self.dtype, name=f'up{i}')(h)
+                        dtype=self.dtype, name=f'up{i}')(h)
       h = norm()(h)
       if self.num_downs - i <= self.num_dropout_blocks and self.dropout_rate > 0:
         h = nn.Dropout(self.dropout_rate, deterministic=not dropout)(h)

@@ -1,63 +1,46 @@
-"""Low-level ops with fast paths. Pure JAX; no TensorFlow.
+"""Fast CPU forms of the networks' 4x4 convolutions. Pure JAX; no TensorFlow.
 
-``conv_transpose_4x4_s2`` is the U-Net's upsampling op: the equivalent of PyTorch's
-``ConvTranspose2d(kernel_size=4, stride=2, padding=1)`` in NHWC, doubling H and W.
-``conv_4x4_s2`` is the downsampling op of the U-Net encoder and the PatchGAN:
-``Conv2d(kernel_size=4, stride=2, padding=1)``, halving H and W (floor).
-``conv_4x4_s1`` is the PatchGAN's last two layers: ``Conv2d(4, stride=1, padding=1)``.
-Kernels are HWIO, shape ``(4, 4, C_in, C_out)``; no bias (add it outside).
+What it buys: XLA:CPU (jaxlib 0.10) runs some of the convolutions of a U-Net / PatchGAN
+train step on slow paths; these forms compute the same functions (values and gradients
+equal up to float rounding, ``tests/test_cpu_ops.py``) without them. Only
+``p2p_jax.convolution`` chooses between them; GPUs and TPUs run the plain ``*_xla`` forms.
 
-Each op has a registry of implementations that compute the same function (values and
-gradients equal up to float rounding; ``tests/test_ops.py`` checks this):
+Ops (NHWC inputs, HWIO kernels ``(4, 4, C_in, C_out)``, no bias):
 
-* ``'xla'``: the plain ``lax`` convolution, gradients by autodiff. The reference.
-* ``'fast'``: a CPU-friendly formulation (see each ``*_fast`` docstring). ``impl='auto'``
-  picks ``'fast'`` when the default backend is CPU and ``'xla'`` elsewhere (GPU/TPU
-  convolutions have no such slow paths, and the fast paths are unmeasured there).
-* ``'fast_eigen'`` (the two convs only): ``'fast'`` re-tuned for XLA:CPU running unfused
-  convolutions on Eigen instead of YNNPACK (``config.cpu_convolutions``, which the train
-  step applies by default on CPU): XLA's own kernel-gradient convolutions where Eigen runs
-  them faster than the GEMM / per-image forms. Same forward pass as ``'fast'``. A train
-  step compiled with Eigen convolutions maps ``'auto'`` to it
-  (``p2p_jax.models.factory.conv_impl``).
-* ``'subpixel'`` (transposed conv only): the sub-pixel formulation with plain autodiff;
-  kept for experiments and as a second cross-check, never picked by ``'auto'``.
-* ``'matmul'`` (both 4x4 stride-2 ops): the im2col / batched-matmul form with plain
-  autodiff. ``'fast'`` uses it on small maps (the weight-bound inner levels); on large
-  maps it costs 16x the activation memory, so ``'auto'`` never picks it for a whole net.
+* ``conv_transpose_4x4_s2_*``: PyTorch ``ConvTranspose2d(4, stride=2, padding=1)``,
+  [N,H,W,Ci] -> [N,2H,2W,Co] (the U-Net decoder).
+* ``conv_4x4_s2_*``: ``Conv2d(4, stride=2, padding=1)``, [N,H,W,Ci] -> [N,H//2,W//2,Co]
+  (the U-Net encoder and the PatchGAN).
+* ``conv_4x4_s1_*``: ``Conv2d(4, stride=1, padding=1)``, [N,H,W,Ci] -> [N,H-1,W-1,Co]
+  (the PatchGAN's last two layers).
 
-The choice inside a fast path depends only on static shapes (trace time). Where a fast
-path needs a ``jax.custom_vjp`` (the transposed conv always; the others only for the
-per-image kernel gradient), forward-mode AD (``jax.jvp``, ``jacfwd``) is unavailable;
-reverse mode, ``jit``, ``vmap`` and bf16 work.
+Forms of each op:
 
-Why XLA:CPU needs help (jaxlib 0.10.2, 2-core AVX-512 Xeon; numbers in
-``docs/perf_notes.md``, reproduce with ``python -m p2p_jax.bench_ops``):
+* ``*_xla``: the plain ``lax`` convolution, gradients by autodiff. The reference.
+* ``*_fast``: chosen by static shapes at trace time: the im2col / matmul form on small,
+  weight-bound maps; elsewhere the reference forward with hand-written gradients where
+  XLA:CPU's own are slow (``jax.custom_vjp``, so reverse mode only; ``jit``, ``vmap`` and
+  bf16 work).
+* ``*_fast_eigen``: ``*_fast`` re-tuned for a step compiled with Eigen convolutions
+  (``p2p_jax.cpu.xla_options``); same forward function.
+* ``*_matmul``, ``conv_transpose_4x4_s2_subpixel``: building blocks of the fast forms, with
+  plain autodiff; also usable alone for experiments.
 
-1. XLA:CPU runs a convolution on Eigen's fast spatial convolution only if it reaches the
-   backend in canonical form without window reversal. The algebraic simplifier swaps the
-   operands of a convolution whose window is larger than its input, which adds a window
-   reversal, and the convolution then runs in XLA's naive loop emitter: 20-100x slower.
-   Autodiff of the reference transposed convolution hits this for the kernel gradient at
-   every decoder level (the window, the 2H x 2W output gradient, is larger than the H x W
-   input): seconds per step at U-Net-256. Feature maps below 4x4 (the innermost levels)
-   hit it in the forward pass and the input gradients.
-2. Kernel-gradient convolutions contract over the batch as Eigen's innermost "depth" axis;
-   at batch > 1 on large maps that is 2-3x slower per image than batch 1 (see
-   ``_use_per_image``).
-3. A convolution's input gradient convolves with the flipped, in/out-swapped kernel, which
-   XLA materialises as a transposed copy; XLA:CPU transposes the minor [C_in, C_out] dims
-   at about 1 GB/s (10-40 ms per inner U-Net layer, a quarter of a batch-1 train step).
-   Matmuls take a transposed operand in place, hence the matmul forms on small maps.
-   Activations fare the same: kernel-gradient convolutions need them channel-major (a
-   transposed copy per call), so on large maps the kernel gradients are GEMMs that read
-   the NHWC activations in place (``_ct_kernel_grad``, ``_s2_gemm_kernel_grad``).
-4. An input-dilated convolution (XLA's form of the transposed conv and of a strided
-   conv's input gradient) runs ~2x slower per image at batch > 1 on large maps; the
-   strided conv's input gradient there takes the sub-pixel form.
-5. (Not fixable here.) Inside ``lax.scan``/``while`` bodies XLA:CPU leaves convolutions
-   non-canonical, i.e. on the naive path: keep train steps out of rolled loops on CPU
-   (``unroll=True`` avoids it).
+The XLA:CPU behaviours worked around:
+
+1. A convolution whose window is larger than its input gets its operands swapped and a
+   window reversal, and then runs in XLA's naive loop emitter (20-100x slower): autodiff of
+   the transposed convolution hits it for every kernel gradient, and maps below 4x4 hit it
+   in the forward pass.
+2. Kernel-gradient convolutions contract over the batch as Eigen's innermost axis, which is
+   slow at batch > 1 on large maps (hence per-image or GEMM kernel gradients).
+3. Input gradients convolve with a flipped, in/out-swapped kernel copy, and kernel
+   gradients need the activations channel-major: XLA:CPU makes those transposed copies
+   slowly. Matmuls read their operands in place, hence the matmul and GEMM forms.
+4. Input-dilated convolutions (XLA's transposed conv and strided-conv input gradient) are
+   slow at batch > 1 on large maps; the sub-pixel form replaces them there.
+5. Convolutions inside ``lax.scan`` / ``while`` bodies stay on the slow path: the train
+   step unrolls its loop (``train_step.multi_step``).
 
 The transposed convolution decomposes into four phases (sub-pixel convolution)::
 
@@ -72,13 +55,9 @@ gradient: no window larger than its input, so no swapped convolution.
 from __future__ import annotations
 
 import functools
-from typing import Callable, Dict
-
 import jax
 import jax.numpy as jnp
 from jax import lax
-
-from p2p_jax.errors import ConfigError
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
 
@@ -92,7 +71,7 @@ _NARROW_C = 32
 # Kernel-gradient convolutions contract over the batch as Eigen's innermost "depth" axis,
 # which is slow for depth > 1 on large maps: when the smaller of the two maps (input, output)
 # has >= 900 pixels (~30x30) and C_out >= 32, one kernel-gradient convolution per image,
-# summed, is 1.3-2.5x faster at batch 2-8. Unrolled, so only up to this batch size.
+# summed, is faster at batch 2-8. Unrolled, so only up to this batch size.
 _PER_IMAGE_MIN_SPATIAL = 900
 _PER_IMAGE_MIN_COUT = 32
 _PER_IMAGE_MAX_BATCH = 16
@@ -196,9 +175,9 @@ def conv_transpose_4x4_s2_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
   ``K.reshape(16, C_in, C_out)`` in one batched matmul; each output phase sums its four
   taps. Forward and both gradients are matmuls that read the kernel in place (the input
   gradient multiplies by ``K[k]^T`` without copying it), where XLA's convolutions first
-  materialise a flipped, in/out-transposed kernel copy, which XLA:CPU transposes at about
-  1 GB/s. On the weight-bound inner levels (2..8 px) that copy dominates: forward + both
-  gradients 1.9-3.2x faster than ``'fast'``'s convolutions at batch 1, 1.1-2.8x at batch 4.
+  materialise a flipped, in/out-transposed kernel copy, which XLA:CPU transposes slowly. On
+  the weight-bound inner levels (2..8 px) that copy dominates the forward pass and both
+  gradients.
   """
   n, h, w, ci = x.shape
   co = kernel.shape[-1]
@@ -246,11 +225,8 @@ def _ct_kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
   2(l' - off(kw)) + kw%2]`` (zero where ``m' - off`` leaves ``[0, H)``). The 16 shifted
   phase slices of ``g`` form ``G16 [N*H*W, 16*C_out]`` (4x the size of ``g``), and one GEMM
   contracts it with ``x [N*H*W, C_in]`` over the pixels. Unlike the kernel-gradient
-  convolutions, no channel-major copy of ``x`` is made (XLA:CPU transposes activations at
-  ~1 GB/s: 81 ms for the 128 px output layer's input at batch 4). Used on every map that
-  takes the custom backward (H*W >= 256). Standalone, batch 1 / 4, ms (before -> after):
-  64 px input 28 -> 17 / 120 -> 90, 128 px (3 output channels) 18 -> 4.5 / 62 -> 18,
-  16-32 px equal; whole train step 1.04x (batch 1) / 1.05x (batch 4).
+  convolutions, no channel-major copy of ``x`` is made (XLA:CPU transposes activations
+  slowly). Used on every map that takes the custom backward (H*W >= 256).
   """
   n, h, w, ci = x.shape
   co = g.shape[-1]
@@ -284,15 +260,6 @@ def conv_transpose_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
       gradient with the flipped, in/out-swapped kernel (what autodiff of the reference
       computes); kernel gradient = one GEMM of ``x``, read in place, against 16 shifted
       phase slices of the output gradient (``_ct_kernel_grad``).
-
-  Measured forward + both gradients at the U-Net-256 decoder shapes before the matmul
-  form existed (2-core CPU, f32; ``docs/perf_notes.md``): sum over the 8 decoder layers
-  12x (batch 1) and 24x (batch 4) faster than ``'xla'`` (15-56x at 16..64 px inputs), and
-  1.2x / 1.3x faster than ``'subpixel'`` (4.6x at the 128 px layer with 3 output
-  channels). The matmul form then takes the 2, 4 and 8 px layers from 71/72/87 ms to
-  22/25/47 ms (batch 1). The single-GEMM kernel gradient, which replaced per-phase
-  kernel-gradient convolutions, nine GEMMs on 16-32 px maps and a 3x3 form for C_out < 32,
-  then speeds up the 64 and 128 px layers (numbers in ``_ct_kernel_grad``).
   """
   if 1 < x.shape[1] * x.shape[2] <= _MATMUL_MAX_CT_IN_HW:
     return conv_transpose_4x4_s2_matmul(x, kernel)
@@ -323,30 +290,6 @@ def _ct_fast_bwd(res, g):
 _conv_transpose_4x4_s2_custom.defvjp(_ct_fast_fwd, _ct_fast_bwd)
 
 
-_IMPLS: Dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
-    'xla': conv_transpose_4x4_s2_xla,
-    'fast': conv_transpose_4x4_s2_fast,
-    'subpixel': conv_transpose_4x4_s2_subpixel,
-    'matmul': conv_transpose_4x4_s2_matmul,
-}
-
-
-def _resolve(impl: str, registry, what: str) -> str:
-  if impl == 'auto':
-    return 'fast' if ('fast' in registry and jax.default_backend() == 'cpu') else 'xla'
-  if impl not in registry:
-    raise ConfigError(f'Unknown model.{what} {impl!r}; choose from {sorted(registry) + ["auto"]}.')
-  return impl
-
-
-def resolve_impl(impl: str) -> str:
-  """Maps 'auto' to the best transposed-conv implementation for the default backend."""
-  return _resolve(impl, _IMPLS, 'conv_transpose_impl')
-
-
-def conv_transpose_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
-  """4x4 stride-2 transposed convolution (PyTorch padding=1): [N,H,W,Ci] -> [N,2H,2W,Co]."""
-  return _IMPLS[resolve_impl(impl)](x, kernel)
 
 
 # ----------------------------------------------------------------------------------------
@@ -397,8 +340,7 @@ def _s2_subpixel_input_grad(kernel: jax.Array, g: jax.Array) -> jax.Array:
   """Input gradient of the 4x4 stride-2 padding-1 conv (even H, W): its adjoint, the
   transposed conv of ``g`` with the flipped, in/out-swapped kernel, in sub-pixel form (four
   2x2 stride-1 convolutions). XLA's own input gradient is an input-dilated convolution,
-  which XLA:CPU runs ~2x slower per image at batch > 1 on large maps (batch 4, 128 px
-  input: 65 -> 28 ms)."""
+  which XLA:CPU runs slowly at batch > 1 on large maps."""
   return conv_transpose_4x4_s2_subpixel(g, _adjoint_kernel(kernel))
 
 
@@ -409,9 +351,7 @@ def _s2_gemm_kernel_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.A
   sum_{o', p'} s2d(x_pad)[o', p', (a, b)]^T . g[o' - u, p' - v]``: the space-to-depth'd
   padded input ``[N*(Ho+1)*(Wo+1), 4*C_in]`` against the four shifted copies of ``g``
   ``[N*(Ho+1)*(Wo+1), 4*C_out]``. No channel-major copy of the activations, which the
-  kernel-gradient convolutions need (XLA:CPU makes them at ~1 GB/s). Standalone, ms, batch
-  1 / 4: 128 px input (64 -> 128 channels) 12 -> 9 / 51 -> 47, 64 px 7.2 -> 5.9 / 30 ->
-  25; slower for C_in < 32 (3-6 channel inputs at 256 px: 15 -> 35 ms at batch 4)."""
+  kernel-gradient convolutions need. Slower than those for C_in < 32."""
   n, h, w, c = x.shape
   co = g.shape[-1]
   ho, wo = h // 2, w // 2
@@ -443,16 +383,6 @@ def conv_4x4_s2_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
       autodiff's;
     - input gradient: the sub-pixel transposed conv for batch >= 2, C_in >= 32 and even
       H, W (``_s2_subpixel_input_grad``); else autodiff's.
-
-  Measured forward + both gradients at the U-Net-256 encoder and PatchGAN shapes: sum
-  1.2x (batch 1) / 1.4x (batch 4) faster than ``'xla'`` (1.5-2.9x at 2-4 px inputs,
-  1.2-1.7x at 64-256 px with batch 4); whole U-Net-256 + PatchGAN forward+backward with the
-  fast transposed conv: 3% (batch 1) / 12-15% (batch 4) faster than with ``'xla'`` convs.
-  The matmul form, added later, takes the 4..32 px encoder layers from 22/18/25/23 ms to
-  5/4/14/19 ms (batch 1) and from 31/27/65/101 ms to 7/14/35/99 ms (batch 4). The GEMM
-  kernel gradient and the sub-pixel input gradient, added last, each sped up the whole
-  train step in a same-process A/B: 1.03x at batch 1 (GEMM), 1.03x and 1.08x at batch 4
-  (``docs/perf_notes.md``, fifth pass).
   """
   return _conv_4x4_s2_fast(x, kernel, per_image=True,
                            matmul_max_out_hw=_MATMUL_MAX_CONV_OUT_HW)
@@ -479,39 +409,15 @@ def _conv_4x4_s2_fast(x: jax.Array, kernel: jax.Array, per_image: bool,
 
 
 def conv_4x4_s2_fast_eigen(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """CPU fast path for XLA:CPU with Eigen convolutions (``'fast_eigen'``; what ``'auto'``
-  means in a train step compiled with ``config.cpu_convolutions`` = 'eigen'): ``'fast'``
-  without the per-image kernel gradients, which Eigen's batched kernel-gradient
-  convolution beats (PatchGAN input layer, 6 -> 64 channels at 256 px, batch 4: 24 -> 13
-  ms standalone), and from batch ``_EIGEN_BATCHED`` with the matmul form only for outputs
-  up to ``_EIGEN_MATMUL_MAX_CONV_OUT_HW_BATCHED`` pixels (the U-Net's 32 px encoder input
-  then takes Eigen's forward: train step 1.02x at batch 4). Autodiff's kernel gradients in
-  place of the GEMMs were faster standalone at batch 4 (128 px input: 47 -> 40 ms) but
-  slower inside the train step (0.97x), as was the sub-pixel transposed conv (0.96x);
-  ``docs/perf_notes.md``, sixth pass."""
+  """``'fast'`` for a step compiled with Eigen convolutions (``'fast_eigen'``): without the
+  per-image kernel gradients (Eigen's batched kernel-gradient convolution wins there), and
+  from batch ``_EIGEN_BATCHED`` with the matmul form only for outputs up to
+  ``_EIGEN_MATMUL_MAX_CONV_OUT_HW_BATCHED`` pixels (Eigen's forward wins above)."""
   batched = x.shape[0] >= _EIGEN_BATCHED
   return _conv_4x4_s2_fast(x, kernel, per_image=False, matmul_max_out_hw=(
       _EIGEN_MATMUL_MAX_CONV_OUT_HW_BATCHED if batched else _MATMUL_MAX_CONV_OUT_HW))
 
 
-_CONV_IMPLS: Dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
-    'xla': conv_4x4_s2_xla,
-    'fast': conv_4x4_s2_fast,
-    'fast_eigen': conv_4x4_s2_fast_eigen,
-    'matmul': conv_4x4_s2_matmul,
-}
-
-
-def resolve_conv_impl(impl: str) -> str:
-  """Maps 'auto' to the best strided-conv implementation for the default backend."""
-  return _resolve(impl, _CONV_IMPLS, 'conv_impl')
-
-
-def conv_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
-  """4x4 stride-2 convolution, padding 1 (PyTorch Conv2d(4, 2, 1)).
-
-  [N,H,W,Ci] -> [N,H//2,W//2,Co]."""
-  return _CONV_IMPLS[resolve_conv_impl(impl)](x, kernel)
 
 
 # ----------------------------------------------------------------------------------------
@@ -539,10 +445,9 @@ def _s1_gemm_kernel_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.A
 
 def conv_4x4_s1_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """CPU fast path (``'fast'``): the reference, with the kernel gradient as one GEMM against
-  the im2col patches for >= 32 output channels (the PatchGAN's 256 -> 512 layer at 32x32:
-  kernel gradient 49 -> 28 ms at batch 1, 166 -> 124 ms at batch 4 against the per-image
-  convolutions, which XLA:CPU runs after transposing the activations to channel-major).
-  The 512 -> 1 layer keeps the reference (a GEMM with one output column is slower)."""
+  the im2col patches for >= 32 output channels (XLA:CPU's kernel-gradient convolution
+  first transposes the activations to channel-major). Fewer output channels keep the
+  reference (a GEMM with one output column is slower)."""
   if kernel.shape[-1] >= _PER_IMAGE_MIN_COUT:
     return _with_grads(conv_4x4_s1_xla, None, _s1_gemm_kernel_grad, x, kernel)
   return conv_4x4_s1_xla(x, kernel)
@@ -557,23 +462,6 @@ def conv_4x4_s1_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def conv_4x4_s1_fast_eigen(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """``'fast_eigen'``: the reference. Under Eigen convolutions its kernel gradient beats the
-  im2col GEMM (256 -> 512 channels at 32 px, ms: batch 1 23 -> 20, batch 2 44 -> 31,
-  batch 4 97 -> 59)."""
+  """``'fast_eigen'``: the reference (under Eigen convolutions its kernel gradient beats the
+  im2col GEMM)."""
   return conv_4x4_s1_xla(x, kernel)
-
-
-_CONV_S1_IMPLS: Dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
-    'xla': conv_4x4_s1_xla,
-    'fast': conv_4x4_s1_fast,
-    'fast_eigen': conv_4x4_s1_fast_eigen,
-    'matmul': conv_4x4_s1_matmul,
-}
-
-
-def conv_4x4_s1(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
-  """4x4 stride-1 convolution, padding 1 (PyTorch Conv2d(4, 1, 1)): [N,H,W,Ci] -> [N,H-1,W-1,Co].
-
-  ``impl`` as for ``conv_4x4_s2`` (same names, same ``resolve_conv_impl``).
-  """
-  return _CONV_S1_IMPLS[resolve_conv_impl(impl)](x, kernel)
