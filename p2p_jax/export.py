@@ -11,7 +11,8 @@ Restores the generator of a checkpoint (``sample.step``, latest by default) and 
 * ``generate_conventional.jaxexport`` and ``generate_paper.jaxexport``: serialized
   :mod:`jax.export` modules of ``generate(params, batch_stats, x, seed, index, sample)``
   for ``x`` of shape ``[b, S, S, C]`` (``b`` symbolic: any batch; ``S`` the training
-  size), lowered for CPU, CUDA and TPU;
+  size), lowered for CPU, CUDA and TPU with plain XLA convolutions (no backend's tuning;
+  same values up to float rounding);
 * ``export.json``: step, size, channels, data set, direction, platforms, versions;
 * ``exported.py``: a copy of :mod:`p2p_jax.exported`, the loader, which needs only jax,
   numpy and Pillow.
@@ -33,7 +34,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from p2p_jax import exported, inference, restore, rng
+from p2p_jax import convolution, exported, inference, restore, rng
 
 PLATFORMS = ('cpu', 'cuda', 'tpu')
 
@@ -65,8 +66,11 @@ def export_generate(generator, params, batch_stats, image_size: int, channels: i
   x = jax.ShapeDtypeStruct(
       jax.export.symbolic_shape(f'b, {image_size}, {image_size}, {channels}'), jnp.float32)
   i32 = jax.ShapeDtypeStruct((), jnp.int32)
-  return jax.export.export(jax.jit(fn), platforms=tuple(platforms))(
-      spec(params), spec(batch_stats), x, i32, i32, i32)
+  # Plain XLA convolutions: the CPU forms specialise on the batch size, which is symbolic
+  # here, and an export for every backend carries no backend's tuning.
+  with convolution.use_forms('xla'):
+    return jax.export.export(jax.jit(fn), platforms=tuple(platforms))(
+        spec(params), spec(batch_stats), x, i32, i32, i32)
 
 
 def default_output_dir(workdir: str, step: int) -> str:
