@@ -4,8 +4,9 @@
 
 Modes: ``train`` (default; resumes from the workdir), ``summary`` (layers and exact
 parameter counts), ``sample`` (translate with a checkpoint), ``evaluate`` (metrics) and
-``train_segmenter`` (train and cache the FCN-score segmenter; see docs/evaluation.md) and
-``import_torch`` (convert a reference PyTorch generator; see docs/pretrained.md).
+``train_segmenter`` (train and cache the FCN-score segmenter; see docs/evaluation.md),
+``import_torch`` (convert a reference PyTorch generator; see docs/pretrained.md) and
+``export`` (the generator alone for inference with only jax; see docs/export.md).
 Any config field can be overridden as ``--config.section.field=value``. All logic lives in
 importable modules, so everything here also runs from a notebook.
 """
@@ -25,7 +26,8 @@ from p2p_jax.cpu import allocator
 from p2p_jax.errors import ConfigError, UserError
 
 FLAGS = flags.FLAGS
-MODES = ('train', 'summary', 'sample', 'evaluate', 'train_segmenter', 'import_torch')
+MODES = ('train', 'summary', 'sample', 'evaluate', 'train_segmenter', 'import_torch',
+         'export')
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                'configs', 'default.py')
@@ -96,6 +98,9 @@ def run(config, workdir: str | None, mode: str) -> None:
   elif mode == 'import_torch':  # A reference PyTorch generator -> a checkpoint in workdir.
     from p2p_jax import import_torch
     import_torch.import_generator(config, workdir)
+  elif mode == 'export':  # The generator alone for inference; see docs/export.md.
+    from p2p_jax import export
+    export.export(config, workdir)
 
 
 def main(argv):
