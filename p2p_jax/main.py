@@ -31,10 +31,24 @@ MODES = ('train', 'summary', 'sample', 'evaluate', 'train_segmenter', 'import_to
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                'configs', 'default.py')
-config_flags.DEFINE_config_file(
-    'config', _DEFAULT_CONFIG, 'Configuration file (configs/*.py). For sample/evaluate the '
-    'model and data settings come from the checkpoint; only the `sample` section and '
-    'data paths are read from here.', lock_config=True)
+
+
+def _unknown_field_message(error: Exception, argv: list[str]) -> str:
+  """One line for a ``--config.x=...`` override that names no field of the config."""
+  name = str(error).strip('"\'')
+  flag = next((a.split('=')[0] for a in argv if a.startswith('--config.') and
+               name in a.split('=')[0].split('.')), f'--config....{name}')
+  return (f'error: {flag}: the config has no field {name!r}. Fields are listed, one comment '
+          'each, in configs/default.py (and the config file given with --config).')
+
+
+try:  # The config file's overrides (--config.x=...) are read here, from sys.argv.
+  config_flags.DEFINE_config_file(
+      'config', _DEFAULT_CONFIG, 'Configuration file (configs/*.py). For sample/evaluate the '
+      'model and data settings come from the checkpoint; only the `sample` section and '
+      'data paths are read from here.', lock_config=True)
+except (AttributeError, KeyError) as _e:  # An override naming no config field.
+  sys.exit(_unknown_field_message(_e, sys.argv))
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, summaries and samples.')
 flags.DEFINE_enum('mode', 'train', MODES, 'What to do.')
 flags.DEFINE_string('coordinator_address', None, 'Multi-process jobs: host:port of process '

@@ -27,6 +27,8 @@ def test_summary_of_facades_prints_reference_counts():
     (['--config.batch_size=0'], 'must be a positive multiple of the number of devices'),
     (['--config.image_size=40'], 'does not fit the networks'),
     (['--config.data.dataset=facade'], "Unknown dataset 'facade'"),
+    (['--config.num_epochs=1'], "--config.num_epochs: the config has no field 'num_epochs'"),
+    (['--config.model.conv_impl=fast'], "the config has no field 'conv_impl'"),
 ])
 def test_user_errors_exit_nonzero_without_traceback(tmp_path, args, message):
   r = cli(f'--workdir={tmp_path}', *args)
