@@ -11,7 +11,7 @@ from p2p_jax.cpu import xla_options
 from p2p_jax.errors import ConfigError
 from p2p_jax.models import NLayerDiscriminator, UNetGenerator
 from p2p_jax.parallel import DataParallel
-from p2p_jax.train_step import create_train_state
+from p2p_jax.pix2pix import create_train_state
 
 EIGEN = xla_options.eigen_convolutions()
 

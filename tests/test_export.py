@@ -15,7 +15,7 @@ from p2p_jax.checkpoints import Checkpointer
 from p2p_jax.data import sources
 from p2p_jax.errors import CheckpointError
 from p2p_jax.rng import make_key
-from p2p_jax.train_step import create_train_state, make_networks
+from p2p_jax.pix2pix import create_train_state, make_networks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -67,7 +67,7 @@ def test_wgangp_train_step_adds_the_penalty_to_d_only():
   import jax
   from conftest import tiny_config
 
-  from p2p_jax.train_step import create_train_state, make_networks, train_step
+  from p2p_jax.pix2pix import create_train_state, make_networks, train_step
 
   rng = np.random.default_rng(0)
   batch = {'input': rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32),

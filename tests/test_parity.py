@@ -22,7 +22,7 @@ from p2p_jax.errors import CheckpointError  # noqa: E402
 from p2p_jax import torch_reference as tr  # noqa: E402
 from p2p_jax.models.discriminators import NLayerDiscriminator, PixelDiscriminator  # noqa: E402
 from p2p_jax.models.unet import UNetGenerator  # noqa: E402
-from p2p_jax.train_step import create_train_state, make_networks, train_step  # noqa: E402
+from p2p_jax.pix2pix import create_train_state, make_networks, train_step  # noqa: E402
 
 NORMS = ('batch', 'instance', 'none')
 
