@@ -369,7 +369,7 @@ def ResnetGenerator(input_nc: int, output_nc: int, ngf: int = 64, n_blocks: int 
 
 def resnet_flax_paths(n_blocks: int) -> List[str]:
   """The convolutions of ``p2p_jax.models.resnet.ResnetGenerator`` in torch module order."""
-  blocks = [f'block{i}/PlainConv_{j}' for i in range(n_blocks) for j in range(2)]
+  blocks = [f'block{i}/Conv_{j}' for i in range(n_blocks) for j in range(2)]
   return ['c7s1_in', 'down0', 'down1', *blocks, 'up0', 'up1', 'c7s1_out']
 
 

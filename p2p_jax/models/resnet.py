@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from p2p_jax.models.layers import conv_bias, make_norm
+from p2p_jax.models.layers import Conv, conv_bias, make_norm
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
 
@@ -40,28 +40,6 @@ def reflection_pad(x: jax.Array, p: int) -> jax.Array:
 
 def _bias(module: nn.Module, y: jax.Array, features: int, dtype: Any) -> jax.Array:
   return y + module.param('bias', nn.initializers.zeros, (features,), jnp.float32).astype(dtype)
-
-
-class PlainConv(nn.Module):
-  """k x k convolution, stride s, zero padding p on each side (PyTorch ``Conv2d``)."""
-
-  features: int
-  kernel_size: int = 3
-  stride: int = 1
-  padding: int = 0
-  use_bias: bool = True
-  init_std: float = 0.02
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x):
-    k, p = self.kernel_size, self.padding
-    kernel = self.param('kernel', nn.initializers.normal(self.init_std),
-                        (k, k, x.shape[-1], self.features), jnp.float32)
-    y = lax.conv_general_dilated(x.astype(self.dtype), kernel.astype(self.dtype),
-                                 (self.stride, self.stride), ((p, p), (p, p)),
-                                 dimension_numbers=_DN)
-    return _bias(self, y, self.features, self.dtype) if self.use_bias else y
 
 
 class PlainConvTranspose(nn.Module):
@@ -105,8 +83,8 @@ class ResnetBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     c = x.shape[-1]
-    conv = lambda: PlainConv(c, 3, use_bias=conv_bias(self.norm),  # noqa: E731
-                             init_std=self.init_std, dtype=self.dtype)
+    conv = lambda: Conv(c, kernel_size=3, stride=1, padding=0,  # noqa: E731
+                        use_bias=conv_bias(self.norm), init_std=self.init_std, dtype=self.dtype)
     norm = lambda: make_norm(self.norm, train=train, axis_name=self.axis_name,  # noqa: E731
                              dtype=self.dtype)
     h = nn.relu(norm()(conv()(reflection_pad(x, 1))))
@@ -135,11 +113,12 @@ class ResnetGenerator(nn.Module):
     kw = dict(init_std=self.init_std, dtype=self.dtype)
     norm = lambda: make_norm(self.norm, train=train, axis_name=self.axis_name,  # noqa: E731
                              dtype=self.dtype)
-    h = PlainConv(self.ngf, 7, use_bias=bias, name='c7s1_in', **kw)(reflection_pad(x, 3))
+    h = Conv(self.ngf, kernel_size=7, stride=1, padding=0, use_bias=bias, name='c7s1_in',
+             **kw)(reflection_pad(x, 3))
     h = nn.relu(norm()(h))
     for i in range(2):
-      h = PlainConv(self.ngf * 2 ** (i + 1), 3, stride=2, padding=1, use_bias=bias,
-                    name=f'down{i}', **kw)(h)
+      h = Conv(self.ngf * 2 ** (i + 1), kernel_size=3, stride=2, padding=1, use_bias=bias,
+               name=f'down{i}', **kw)(h)
       h = nn.relu(norm()(h))
     for i in range(self.num_blocks):
       h = ResnetBlock(self.norm, self.init_std, self.axis_name, self.dtype,
@@ -147,6 +126,6 @@ class ResnetGenerator(nn.Module):
     for i in range(2):
       h = PlainConvTranspose(self.ngf * 2 ** (1 - i), use_bias=bias, name=f'up{i}', **kw)(h)
       h = nn.relu(norm()(h))
-    h = PlainConv(self.output_channels, 7, use_bias=True, name='c7s1_out',
-                  **kw)(reflection_pad(h, 3))
+    h = Conv(self.output_channels, kernel_size=7, stride=1, padding=0, use_bias=True,
+             name='c7s1_out', **kw)(reflection_pad(h, 3))
     return jnp.tanh(h.astype(jnp.float32))
