@@ -49,13 +49,7 @@ def tiny_config(**overrides):
   c.model.num_downs = 5
   c.model.ngf = 8
   c.model.ndf = 8
-  for k, v in overrides.items():
-    target = c
-    *path, leaf = k.split('.')
-    for p in path:
-      target = target[p]
-    target[leaf] = v
-  return c
+  return _override(c, overrides)
 
 
 @pytest.fixture
@@ -101,6 +95,11 @@ def tiny_cyclegan_config(**overrides):
   c.model.ndf = 4
   c.optim.lr_constant_epochs = 100
   c.optim.lr_decay_epochs = 100
+  return _override(c, overrides)
+
+
+def _override(c, overrides: dict):
+  """Sets ``{'section.field': value}`` overrides on config ``c``; returns ``c``."""
   for k, v in overrides.items():
     target = c
     *path, leaf = k.split('.')

@@ -323,10 +323,7 @@ class FolderSource:
     return pairs
 
   def _map(self, fn, items):
-    if len(items) <= 1:
-      return [fn(x) for x in items]
-    with concurrent.futures.ThreadPoolExecutor(self._workers) as ex:
-      return list(ex.map(fn, items))
+    return thread_map(fn, items, self._workers)
 
   def _report(self, split: str, bad: list['_Failure'], total: int, kept: int) -> None:
     if not bad:
@@ -478,3 +475,11 @@ check_decodes = _check_decodes
 decode_image = _decode_tf
 Failure = _Failure
 safe = _safe
+
+
+def thread_map(fn, items, workers: int) -> list:
+  """``[fn(x) for x in items]`` on up to ``workers`` threads (image headers and decodes)."""
+  if len(items) <= 1:
+    return [fn(x) for x in items]
+  with concurrent.futures.ThreadPoolExecutor(workers) as ex:
+    return list(ex.map(fn, items))

@@ -29,7 +29,6 @@ stream is a pure function of (seed, position), so a resumed run sees the same ba
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import os
 import zipfile
@@ -145,10 +144,7 @@ class UnpairedFolderSource:
     return d
 
   def _map(self, fn, items):
-    if len(items) <= 1:
-      return [fn(x) for x in items]
-    with concurrent.futures.ThreadPoolExecutor(self._workers) as ex:
-      return list(ex.map(fn, items))
+    return folders.thread_map(fn, items, self._workers)
 
   @functools.lru_cache(maxsize=None)
   def images(self, side: str, split: str) -> tuple[folders.ImageInfo, ...]:
