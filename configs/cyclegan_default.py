@@ -7,9 +7,16 @@ into labels. ResNet generator with 6 blocks and 16 filters (about 750 M multiply
 64 px image at 32 filters, a quarter of that at 16, and one step runs six generator
 passes and their gradients), 70x70 PatchGAN with 32 filters and instance norm, 64 px
 crops of 72 px images, batch 1, lr constant for 4 epochs of 200 steps then decaying over
-4 more (1,600 steps)::
+4 more (1,600 steps; about 5 minutes on 2 CPU cores)::
 
   python -m p2p_jax.main --config=configs/cyclegan_default.py --workdir=/tmp/cyclegan_default
+
+One departure from the reference's defaults: no identity loss (``loss.lambda_identity=0``;
+the reference's default is 0.5, and the paper introduces the term for painting -> photo,
+Sec. 5.2). Label maps and photos share no colours, so the term pulls each generator
+towards copying its input's colours: with it, this short run's labels -> photo FCN pixel
+accuracy was 0.33, below an untrained generator's 0.36; without it, 0.52. The dataset
+configs keep 0.5.
 
 Paper settings (256 px, 64 filters, 9 blocks, 100 + 100 epochs) are in the dataset configs
 (``configs/cyclegan_horse2zebra.py`` etc.).
@@ -45,11 +52,10 @@ def get_config():
   c.loss.gan_mode = 'lsgan'  # Least-squares GAN (paper Sec. 4).
   c.loss.lambda_a = 10.0  # Weight of the A -> B -> A cycle L1 (paper 10).
   c.loss.lambda_b = 10.0  # Weight of the B -> A -> B cycle L1 (paper 10).
-  c.loss.lambda_identity = 0.5  # Identity L1 weight, relative to lambda (0 disables).
+  c.loss.lambda_identity = 0.0  # Identity L1 weight (reference 0.5); see the docstring.
   c.loss.pool_size = 50  # Past fakes D trains on, per direction (0 = newest only).
 
   c.optim.lr_constant_epochs = 4  # Epochs at the initial lr (paper 100).
   c.optim.lr_decay_epochs = 4  # Then linear decay per epoch towards 0 (paper 100).
 
-  c.sample.direction = 'both'  # 'AtoB', 'BtoA' or 'both' (--mode=sample).
   return c

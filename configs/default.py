@@ -107,6 +107,7 @@ def get_config() -> ml_collections.ConfigDict:
   s.max_images = -1  # Translate at most this many inputs (-1 = all).
   s.output_dir = ''  # '' = WORKDIR/translated/step_<N>.
   s.batch_size = 1  # Images per generator call (paper: 1, BatchNorm = instance norm).
+  s.direction = 'both'  # CycleGAN: 'AtoB' (G_A), 'BtoA' (G_B) or 'both'; pix2pix has one G.
 
   # --- Reference PyTorch generator (--mode=import_torch; docs/pretrained.md) ------------
   c.import_torch = it = ml_collections.ConfigDict()

@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 from p2p_jax.errors import CheckpointError
@@ -71,6 +72,18 @@ class Checkpointer:
     out = self._mngr.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(target)))
     return out.state
+
+  def restore_fields(self, abstract_fields: dict[str, Any], step: int | None = None
+                     ) -> dict[str, Any]:
+    """Only some top-level fields of a checkpoint's state (e.g. a generator's weights,
+    not the discriminators, Adam states or image pools), as numpy arrays:
+    ``abstract_fields`` maps field names to trees of shapes and dtypes."""
+    step = self._step(step)
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), abstract_fields)
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
+    out = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+        target, restore_args=restore_args, partial_restore=True)))
+    return dict(out.state)
 
   def wait(self) -> None:
     self._mngr.wait_until_finished()

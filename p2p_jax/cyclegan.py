@@ -308,6 +308,20 @@ def init_state(nets: Networks, config: ml_collections.ConfigDict, data,
                             num_devices)
 
 
+# The state fields the translating generators need (restored alone by p2p_jax.restore).
+GENERATOR_FIELDS = ('g_params',)
+
+
+def generators(nets: Networks, fields: dict, data) -> dict[str, tuple]:
+  """{direction: (module, params, batch_stats, (input channels, output channels))}:
+  'AtoB' is G_A, 'BtoA' G_B (instance norm: no statistics), from the restored
+  ``GENERATOR_FIELDS``."""
+  g = fields['g_params']
+  ca, cb = data.channels_in, data.channels_out
+  return {'AtoB': (nets.g_a, g['g_a'], {}, (ca, cb)),
+          'BtoA': (nets.g_b, g['g_b'], {}, (cb, ca))}
+
+
 def progress(m: dict[str, float]) -> str:
   """The training log line's losses."""
   return (f"D_A {m['d_a']:.3f} G_A {m['g_a']:.3f} cyc_A {m['cycle_a']:.3f} "

@@ -4,7 +4,8 @@
                          [--config.sample.output_dir=DIR]
 
 Restores the generator of a checkpoint (``sample.step``, latest by default) and writes to
-``W/export/step_<N>/`` (or ``sample.output_dir``):
+``W/export/step_<N>/`` (or ``sample.output_dir``; CycleGAN: one such directory per
+generator, ``AtoB/`` and ``BtoA/``, or the one ``sample.direction`` names):
 
 * ``generator.npz``: the generator's params and BatchNorm running statistics (no
   optimiser state, no discriminator), keys like ``params/down_0/conv/kernel``;
@@ -13,7 +14,8 @@ Restores the generator of a checkpoint (``sample.step``, latest by default) and 
   for ``x`` of shape ``[b, S, S, C]`` (``b`` symbolic: any batch; ``S`` the training
   size), lowered for CPU, CUDA and TPU with plain XLA convolutions (no backend's tuning;
   same values up to float rounding);
-* ``export.json``: step, size, channels, data set, direction, platforms, versions;
+* ``export.json``: step, size, channels, data set, direction, generator ('G'; CycleGAN
+  'AtoB' or 'BtoA'), platforms, versions;
 * ``exported.py``: a copy of :mod:`p2p_jax.exported`, the loader, which needs only jax,
   numpy and Pillow.
 
@@ -78,11 +80,24 @@ def default_output_dir(workdir: str, step: int) -> str:
 
 
 def export(config: ml_collections.ConfigDict | None, workdir: str) -> str:
-  """``--mode=export``; returns the directory written (also the last line printed)."""
-  restored = restore.restore_generator(config, workdir)
-  c = restored.config
+  """``--mode=export``; returns the directory written (also the last line printed).
+
+  CycleGAN: the generator(s) ``sample.direction`` picks; with ``both`` (the default) G_A
+  goes to ``<dir>/AtoB/`` and G_B to ``<dir>/BtoA/``, each a complete export directory."""
+  generators = restore.restore_generators(config, workdir)
+  chosen = restore.select(generators, next(iter(generators.values())).config)
+  c, step = chosen[0].config, chosen[0].step
   out_dir = (os.path.abspath(os.path.expanduser(c.sample.output_dir)) if c.sample.output_dir
-             else default_output_dir(workdir, restored.step))
+             else default_output_dir(workdir, step))
+  for r in chosen:
+    export_one(r, os.path.join(out_dir, r.name) if len(chosen) > 1 else out_dir)
+  print(out_dir, flush=True)
+  return out_dir
+
+
+def export_one(restored: restore.Restored, out_dir: str) -> None:
+  """Writes one generator's export directory (see the module docstring)."""
+  c, workdir = restored.config, restored.workdir
   os.makedirs(out_dir, exist_ok=True)
   cin, cout = restored.channels
   weights = flatten({'params': restored.params, 'batch_stats': restored.batch_stats})
@@ -94,7 +109,7 @@ def export(config: ml_collections.ConfigDict | None, workdir: str) -> str:
       f.write(exp.serialize())
   meta = {
       'step': restored.step, 'image_size': c.image_size, 'channels': [cin, cout],
-      'dataset': c.data.dataset, 'direction': c.data.direction,
+      'dataset': c.data.dataset, 'direction': c.data.direction, 'generator': restored.name,
       'platforms': list(PLATFORMS), 'modes': list(exported.MODES),
       'signature': 'generate(params, batch_stats, x[b, S, S, C] float32 in [-1, 1], '
                    'seed int32, index int32, sample int32) -> [b, S, S, C_out] in [-1, 1]',
@@ -106,7 +121,5 @@ def export(config: ml_collections.ConfigDict | None, workdir: str) -> str:
     f.write('\n')
   shutil.copyfile(exported.__file__, os.path.join(out_dir, 'exported.py'))
   logging.info('exported step %d (%d params) to %s', restored.step, meta['num_params'], out_dir)
-  print(f'exported the generator of step {restored.step} ({c.image_size} px, {cin} -> {cout} '
-        f'channels, {"/".join(PLATFORMS)}) to {out_dir}', flush=True)
-  print(out_dir, flush=True)
-  return out_dir
+  print(f'exported the generator {restored.name} of step {restored.step} ({c.image_size} px, '
+        f'{cin} -> {cout} channels, {"/".join(PLATFORMS)}) to {out_dir}', flush=True)

@@ -3,7 +3,9 @@
 :class:`Writer` writes, per translated input ``<name>``:
 
 * ``<name>.png`` - input | output(s) | target (if there is one), side by side;
-* ``images/<name>_input.png``, ``images/<name>_output[_k].png``, ``images/<name>_target.png``;
+* ``images/<name>_input.png``, ``images/<name>_output[_k].png`` (or, with named outputs,
+  e.g. CycleGAN's, ``images/<name>_translation.png``, ``_reconstruction.png``),
+  ``images/<name>_target.png``;
 
 and at the end ``index.html``, a table name | input | output(s) | target with the settings
 used. Image links are relative to the gallery's directory, so the folder can be moved or
@@ -51,12 +53,14 @@ def _img(path: str, width: int | None) -> str:
 
 
 def render(rows: list[Row], *, title: str, settings: dict | None = None,
-           display_width: int | None = None) -> str:
+           display_width: int | None = None, output_names: tuple[str, ...] = ()) -> str:
   """The gallery page as a string. ``settings`` (e.g. checkpoint step, inference mode,
-  seed) are listed above the table. ``display_width`` scales the images in the page."""
+  seed) are listed above the table. ``display_width`` scales the images in the page.
+  ``output_names`` head the output columns (default 'output' or 'output k')."""
   n_out = max((len(r.outputs) for r in rows), default=1)
   has_target = any(r.target for r in rows)
-  out_heads = (['output'] if n_out == 1 else [f'output {i + 1}' for i in range(n_out)])
+  out_heads = (list(output_names) if len(output_names) == n_out else
+               ['output'] if n_out == 1 else [f'output {i + 1}' for i in range(n_out)])
   heads = ['name', 'input'] + out_heads + (['target'] if has_target else [])
   parts = ['<!DOCTYPE html>', '<html><head><meta charset="utf-8">',
            f'<title>{html.escape(title)}</title>', f'<style>{_STYLE}</style>',
@@ -82,12 +86,13 @@ def render(rows: list[Row], *, title: str, settings: dict | None = None,
 
 
 def write(directory: str, rows: list[Row], *, title: str, settings: dict | None = None,
-          display_width: int | None = None) -> str:
+          display_width: int | None = None, output_names: tuple[str, ...] = ()) -> str:
   """Writes ``directory/index.html``; returns its path."""
   os.makedirs(directory, exist_ok=True)
   path = os.path.join(directory, 'index.html')
   with open(path, 'w', encoding='utf-8') as f:
-    f.write(render(rows, title=title, settings=settings, display_width=display_width))
+    f.write(render(rows, title=title, settings=settings, display_width=display_width,
+                   output_names=output_names))
   return path
 
 
@@ -98,11 +103,16 @@ def safe_name(name: str) -> str:
 
 
 class Writer:
-  """Writes the PNGs of translated inputs into ``directory``, then its ``index.html``."""
+  """Writes the PNGs of translated inputs into ``directory``, then its ``index.html``.
 
-  def __init__(self, directory: str, num_samples: int = 1):
+  Outputs are ``output`` (or ``output_k`` for ``num_samples`` > 1), or named by
+  ``output_names`` (one name per output of each input, e.g. ('translation',
+  'reconstruction'))."""
+
+  def __init__(self, directory: str, num_samples: int = 1, output_names: tuple[str, ...] = ()):
     self.directory = directory
     self.num_samples = int(num_samples)
+    self.output_names = tuple(output_names)
     self.rows: list[Row] = []
     self._used: set[str] = set()
     os.makedirs(os.path.join(directory, 'images'), exist_ok=True)
@@ -125,15 +135,19 @@ class Writer:
     """One input: uint8 input ``x``, outputs ``ys`` and target ``t`` (or None)."""
     name = self._unique(raw_name)
     rel_in = self._save(f'images/{name}_input.png', x)
-    rel_outs = tuple(
-        self._save(f'images/{name}_output.png' if self.num_samples == 1 else
-                   f'images/{name}_output_{k + 1}.png', y) for k, y in enumerate(ys))
+    rel_outs = tuple(self._save(f'images/{name}_{self._output_suffix(k)}.png', y)
+                     for k, y in enumerate(ys))
     rel_t = self._save(f'images/{name}_target.png', t) if t is not None else None
     self._save(f'{name}.png', images.row(x, *ys, *([t] if t is not None else [])))
     self.rows.append(Row(raw_name, rel_in, rel_outs, rel_t))
+
+  def _output_suffix(self, k: int) -> str:
+    if self.output_names:
+      return self.output_names[k]
+    return 'output' if self.num_samples == 1 else f'output_{k + 1}'
 
   def finish(self, *, title: str, settings: dict | None = None,
              display_width: int | None = None) -> str:
     """Writes ``index.html``; returns its path."""
     return write(self.directory, self.rows, title=title, settings=settings,
-                 display_width=display_width)
+                 display_width=display_width, output_names=self.output_names)

@@ -14,7 +14,10 @@ bench use:
 * ``train_step(state, batch, *, nets, axis_name)`` and ``multi_step`` (pure, per device);
 * ``progress(metrics) -> str`` (the log line), ``param_counts(state)`` and
   ``network_params(config, data)`` (for the summary), ``sample_grid(nets, state, batch,
-  key)`` (training's sample images).
+  key)`` (training's sample images);
+* ``GENERATOR_FIELDS`` (the state fields translation needs; restored alone) and
+  ``generators(nets, fields, data)`` (the translating generators by name: pix2pix 'G',
+  CycleGAN 'AtoB' and 'BtoA'), for sampling, evaluation and export.
 
 The run's length and lr schedule are the same for every model (``p2p_jax.schedules``: an
 epoch is ``DataInfo.steps_per_epoch`` steps). No TensorFlow here or in the model modules.

@@ -17,9 +17,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from p2p_jax import images
+from p2p_jax import gan, images
 from p2p_jax.errors import DataError
-from p2p_jax.models.factory import check_image_size
 from p2p_jax.restore import Restored, restore_generator
 from p2p_jax.rng import make_key
 
@@ -78,9 +77,12 @@ class Translator:
   @classmethod
   def from_workdir(cls, workdir: str | os.PathLike, *, step: int = -1,
                    paper_mode: bool = True, seed: int = 0,
-                   config: ml_collections.ConfigDict | None = None) -> 'Translator':
-    return cls(restore_generator(config, str(workdir), step), paper_mode=paper_mode,
-               seed=seed)
+                   config: ml_collections.ConfigDict | None = None,
+                   direction: str | None = None) -> 'Translator':
+    """The generator of a workdir's checkpoint (CycleGAN: ``direction`` 'AtoB', the
+    default, or 'BtoA')."""
+    return cls(restore_generator(config, str(workdir), step, direction),
+               paper_mode=paper_mode, seed=seed)
 
   @property
   def config(self) -> ml_collections.ConfigDict:
@@ -88,7 +90,7 @@ class Translator:
 
   def check_size(self, height: int, width: int | None = None,
                  what: str = 'sample.image_size') -> None:
-    check_image_size(self.config, height, width, what=what)
+    gan.get_model(self.config).check_image_size(self.config, height, width, what=what)
 
   def translate(self, x: np.ndarray, index: int = 0, sample: int = 0) -> np.ndarray:
     x = np.asarray(x, np.float32)

@@ -231,6 +231,17 @@ def init_state(nets: Networks, config: ml_collections.ConfigDict, data,
   return create_train_state(nets, rng, (s, s, data.channels_in), data.channels_out)
 
 
+# The state fields a translating generator needs (restored alone by p2p_jax.restore).
+GENERATOR_FIELDS = ('g_params', 'g_batch_stats')
+
+
+def generators(nets: Networks, fields: dict, data) -> dict[str, tuple]:
+  """{name: (module, params, batch_stats, (input channels, output channels))} of the
+  translating generators, from the restored ``GENERATOR_FIELDS``: pix2pix has one, 'G'."""
+  return {'G': (nets.g, fields['g_params'], fields['g_batch_stats'],
+                (data.channels_in, data.channels_out))}
+
+
 def progress(m: dict[str, float]) -> str:
   """The training log line's losses."""
   return (f"d {m['d_loss']:.3f} (real {m['d_real']:.3f} fake {m['d_fake']:.3f}) | "

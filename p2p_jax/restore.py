@@ -1,4 +1,4 @@
-"""A trained generator from a workdir: the run's config and the generator's weights.
+"""Trained generators from a workdir: the run's config and the generators' weights.
 
 The checkpoint alone defines the model (see :mod:`p2p_jax.checkpoints`); a command-line
 config only adds what may differ on the machine that samples or evaluates
@@ -14,17 +14,18 @@ import jax
 import ml_collections
 from absl import logging
 
-from p2p_jax import checkpoints
+from p2p_jax import checkpoints, gan
 from p2p_jax.errors import ConfigError
 from p2p_jax.rng import make_key
-from p2p_jax.pix2pix import create_train_state, make_networks
 
 # Data fields that are paths on the machine that samples (taken from --config when set).
 PATH_FIELDS = ('data_dir', 'manual_dir', 'data_path')
 
+SAMPLE_DIRECTIONS = ('AtoB', 'BtoA', 'both')
+
 # The ``sample`` section of configs saved before it existed.
 DEFAULT_SAMPLE = dict(step=-1, input_dir='', image_size=-1, num_samples=1, paper_mode=True,
-                      seed=0, max_images=-1, output_dir='')
+                      seed=0, max_images=-1, output_dir='', direction='both')
 
 
 def merge_config(saved: ml_collections.ConfigDict,
@@ -82,36 +83,68 @@ def sample_batch_size(config: ml_collections.ConfigDict) -> int:
 
 @dataclasses.dataclass
 class Restored:
-  """The generator of one checkpoint."""
+  """One translating generator of a checkpoint."""
 
   config: ml_collections.ConfigDict  # Merged (see merge_config).
   step: int
-  channels: tuple[int, int]  # (input, output) channels.
+  channels: tuple[int, int]  # (input, output) channels of this generator.
   generator: object  # Flax module.
   params: object
   batch_stats: object
   workdir: str
+  name: str = 'G'  # pix2pix: 'G'; CycleGAN: the direction, 'AtoB' (G_A) or 'BtoA' (G_B).
+  # CycleGAN: the generator translating back (for reconstructions).
+  inverse: 'Restored | None' = dataclasses.field(default=None, repr=False, compare=False)
+
+
+def restore_generators(cli: ml_collections.ConfigDict | None, workdir: str,
+                       step: int | None = None) -> dict[str, Restored]:
+  """Every translating generator of ``workdir``'s checkpoint (``step``; None: ``sample.step``
+  of ``cli``, the latest if -1) by name: pix2pix {'G'}, CycleGAN {'AtoB', 'BtoA'}, each
+  with its ``inverse``. Only the generators' fields are read, not the discriminators, Adam
+  states or image pools."""
+  config, step, channels = workdir_config(cli, workdir, step)
+  model = gan.get_model(config)
+  data = gan.DataInfo(*channels)
+  nets = model.build(config, data)
+  abstract = jax.eval_shape(lambda: model.init_state(nets, config, data, make_key(0)))
+  ckpt = checkpoints.Checkpointer(workdir, create=False)
+  try:
+    fields = ckpt.restore_fields({f: getattr(abstract, f) for f in model.GENERATOR_FIELDS},
+                                 step)
+  finally:
+    ckpt.close()
+  logging.info('restored the %s generator(s) of step %d from %s (%s, %s, %d px)', model.NAME,
+               step, ckpt.directory, config.data.dataset, config.data.direction,
+               config.image_size)
+  out = {name: Restored(config, step, tuple(ch), module, params, stats, workdir, name)
+         for name, (module, params, stats, ch) in model.generators(nets, fields, data).items()}
+  if set(out) == {'AtoB', 'BtoA'}:
+    out['AtoB'].inverse, out['BtoA'].inverse = out['BtoA'], out['AtoB']
+  return out
+
+
+def select(generators: dict[str, Restored],
+           config: ml_collections.ConfigDict) -> list[Restored]:
+  """The generators ``sample.direction`` picks for sampling or evaluation: CycleGAN's
+  'AtoB' (G_A), 'BtoA' (G_B) or 'both'; pix2pix's one generator whatever it says."""
+  if len(generators) == 1:
+    return list(generators.values())
+  d = config.sample.get('direction', 'both') if 'sample' in config else 'both'
+  if d not in SAMPLE_DIRECTIONS:
+    raise ConfigError(f"sample.direction must be 'AtoB', 'BtoA' or 'both', got {d!r}.")
+  return [generators[n] for n in ('AtoB', 'BtoA') if d in (n, 'both')]
 
 
 def restore_generator(cli: ml_collections.ConfigDict | None, workdir: str,
-                      step: int | None = None) -> Restored:
-  """Restores the generator of ``workdir``'s checkpoint (``step``; None: ``sample.step``
-  of ``cli``, the latest if -1)."""
-  config, step, channels = workdir_config(cli, workdir, step)
-  if config.model.get('name', 'pix2pix') != 'pix2pix':
-    raise ConfigError(f'{workdir} holds a {config.model.name} checkpoint; --mode=sample and '
-                      '--mode=evaluate read pix2pix checkpoints only so far (CycleGAN '
-                      'training writes its sample grids to WORKDIR/samples/).')
-  nets = make_networks(config, channels[1])
-  s = config.image_size
-  abstract = jax.eval_shape(lambda: create_train_state(nets, make_key(0),
-                                                       (s, s, channels[0]), channels[1]))
-  ckpt = checkpoints.Checkpointer(workdir, create=False)
-  try:
-    state = ckpt.restore_state(abstract, step)
-  finally:
-    ckpt.close()
-  logging.info('restored step %d from %s (%s -> %s, %d px)', step, ckpt.directory,
-               config.data.dataset, config.data.direction, config.image_size)
-  return Restored(config, step, tuple(channels), nets.g, state.g_params, state.g_batch_stats,
-                  workdir)
+                      step: int | None = None, direction: str | None = None) -> Restored:
+  """The generator of ``workdir``'s checkpoint (``step`` as in :func:`restore_generators`).
+  CycleGAN: ``direction`` 'AtoB' (G_A, the default) or 'BtoA' (G_B)."""
+  gens = restore_generators(cli, workdir, step)
+  if len(gens) == 1:
+    return next(iter(gens.values()))
+  direction = direction or 'AtoB'
+  if direction not in gens:
+    raise ConfigError(f'direction must be one of {", ".join(gens)} for this checkpoint, got '
+                      f'{direction!r}.')
+  return gens[direction]

@@ -93,6 +93,7 @@ def tiny_cyclegan_config(**overrides):
   c.model.generator = 'resnet_1blocks'
   c.model.ngf = 4
   c.model.ndf = 4
+  c.loss.lambda_identity = 0.5  # The reference's default (the embedded demo turns it off).
   c.optim.lr_constant_epochs = 100
   c.optim.lr_decay_epochs = 100
   return _override(c, overrides)

@@ -108,9 +108,3 @@ def test_cyclegan_config_errors():
     cyclegan.make_networks(tiny_cyclegan_config(**{'model.generator': 'unet'}), 3, 3)
   with pytest.raises(cyclegan.ConfigError, match='model.name'):
     gan.get_model(tiny_cyclegan_config(**{'model.name': 'cycle'}))
-
-
-def test_sampling_a_cyclegan_checkpoint_says_it_is_not_supported_yet(straight):
-  from p2p_jax import restore
-  with pytest.raises(cyclegan.ConfigError, match='pix2pix checkpoints only'):
-    restore.restore_generator(None, straight[0])

@@ -337,6 +337,13 @@ class Swapped:
     return self.source.side_dataset(self._other(side), split, **kw)
 
 
+def paired_source(source: UnpairedSource) -> sources.PairedSource | None:
+  """The paired dataset behind ``source`` (its A and B sides as in the paired set), or
+  None for truly unpaired data (tfds cycle_gan, trainA/ trainB/ folders)."""
+  inner = source.source if isinstance(source, Swapped) else source
+  return inner.paired if isinstance(inner, PairedAsUnpaired) else None
+
+
 def get_source(config: ml_collections.ConfigDict) -> UnpairedSource:
   """The unpaired source named by ``config.data.dataset`` (see the module docstring)."""
   d = config.data
