@@ -111,7 +111,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   # --- Reference PyTorch generator (--mode=import_torch; docs/pretrained.md) ------------
   c.import_torch = it = ml_collections.ConfigDict()
-  it.path = ''  # A *_net_G.pth of junyanz/pytorch-CycleGAN-and-pix2pix (unet_128/unet_256).
+  it.path = ''  # Reference generator .pth: U-Net -> pix2pix; ResNet (G_A, horse2zebra) -> CycleGAN.
+  it.direction = 'AtoB'  # CycleGAN: the way `path` translates (AtoB: G_A, BtoA: G_B).
+  it.path_b = ''  # CycleGAN, optional: the other direction's generator (*_net_G_B.pth).
 
   # --- FCN-score segmenter (--mode=train_segmenter; trained on first evaluate) -----------
   c.fcn = f = ml_collections.ConfigDict()

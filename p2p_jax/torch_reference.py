@@ -38,6 +38,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
+from p2p_jax import convert_torch
+
 
 def _torch():
   import torch  # pylint: disable=import-outside-toplevel
@@ -364,13 +366,23 @@ def ResnetGenerator(input_nc: int, output_nc: int, ngf: int = 64, n_blocks: int 
                make_norm(ngf * mult // 2), nn.ReLU(True)]
   layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0),
              nn.Tanh()]
-  return init_weights(nn.Sequential(*layers), init_gain)
+
+  class ResnetGen(nn.Module):  # The reference's module: state-dict keys 'model.<i>...'.
+
+    def __init__(self):
+      super().__init__()
+      self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+      return self.model(x)
+
+  return init_weights(ResnetGen(), init_gain)
 
 
 def resnet_flax_paths(n_blocks: int) -> List[str]:
-  """The convolutions of ``p2p_jax.models.resnet.ResnetGenerator`` in torch module order."""
-  blocks = [f'block{i}/Conv_{j}' for i in range(n_blocks) for j in range(2)]
-  return ['c7s1_in', 'down0', 'down1', *blocks, 'up0', 'up1', 'c7s1_out']
+  """The convolutions of ``p2p_jax.models.resnet.ResnetGenerator`` in torch module order
+  (from ``p2p_jax.convert_torch.resnet_layout``, the one torch -> Flax name mapping)."""
+  return [layer.flax for layer in convert_torch.resnet_layout(n_blocks) if layer.kind != 'norm']
 
 
 def patchgan_flax_paths(n_layers: int) -> List[str]:
