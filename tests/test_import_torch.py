@@ -239,6 +239,24 @@ def test_resnet_imports_as_a_cyclegan_checkpoint_translating_like_pytorch(resnet
   assert max(jax.tree.leaves(moved)) > 0
 
 
+def test_sample_mode_translates_an_imported_resnet_like_pytorch(resnet_imported, tmp_path):
+  net, workdir = resnet_imported
+  rng = np.random.default_rng(1)
+  inputs = tmp_path / 'horses'
+  inputs.mkdir()
+  pixels = {n: rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for n in ('h0', 'h1')}
+  for n, p in pixels.items():
+    Image.fromarray(p).save(inputs / f'{n}.png')
+  c = cyclegan_cli_config('', **{'sample.input_dir': str(inputs), 'sample.direction': 'AtoB',
+                                 'sample.output_dir': str(tmp_path / 'out')})
+  sample.sample(c, workdir)  # What --mode=sample runs.
+  for n, p in pixels.items():
+    got = np.asarray(Image.open(tmp_path / 'out' / 'images' / f'{n}_translation.png'),
+                     np.int32)
+    want = np.clip(np.round((torch_eval(net, p[None] / 127.5 - 1.0)[0] + 1) * 127.5), 0, 255)
+    assert np.abs(got - want).max() <= 1  # PNG quantisation only.
+
+
 def test_single_resnet_file_warns_that_the_other_generator_is_untrained(tmp_path, caplog):
   path = tmp_path / 'latest_net_G_A.pth'
   torch.save(reference_resnet(n_blocks=1).state_dict(), path)
