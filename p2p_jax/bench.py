@@ -136,6 +136,7 @@ BENCH_MODELS = {
 
 
 def bench_model(config) -> BenchModel:
+  """The ``BENCH_MODELS`` entry of ``config.model.name``."""
   return BENCH_MODELS[gan.model_name(config)]
 
 
