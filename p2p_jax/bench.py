@@ -3,11 +3,14 @@
   python -m p2p_jax.bench --config=configs/facades.py --config.batch_size=4 \\
       --steps=10 --warmup=3 [--torch] [--rounds=3] [--what=train|pipeline]
 
-Prints one JSON line per measurement. ``--what=train`` times the jitted, mapped step
-(``p2p_jax.parallel.DataParallel``, all local devices, donated state) on device-resident
-data; ``--torch`` also times the PyTorch reference implementation of the same networks,
-losses and optimiser (``p2p_jax.torch_reference``; torch is optional) in a process of its
-own, alternating rounds of the two so that machine load affects both alike, and prints
+Any model (``config.model.name``: pix2pix, CycleGAN, e.g.
+``--config=configs/cyclegan_horse2zebra.py``). Prints one JSON line per measurement.
+``--what=train`` times the configured model's jitted, mapped step
+(``p2p_jax.parallel.DataParallel``, all local devices, donated state) on a synthetic
+device-resident batch (no dataset needed); ``--torch`` also times the PyTorch reference
+implementation of the same networks, losses, optimisers and step order
+(``p2p_jax.torch_reference``, picked per model in ``BENCH_MODELS``; torch is optional) in
+a process of its own, alternating rounds of the two so that machine load affects both alike, and prints
 their ratio (of the medians) with the ratio within each round (``round_ratios``) and its
 range. Run as ``python -m`` on a CPU-only machine, the bench restarts itself with tcmalloc
 preloaded where installed (``p2p_jax.cpu.allocator``; ``P2P_JAX_TCMALLOC=0`` keeps glibc's
@@ -22,6 +25,7 @@ tf.data input pipeline alone.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -29,15 +33,16 @@ import platform
 import statistics
 import sys
 import time
+from typing import Any, Callable
 
 import jax
 import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
+from p2p_jax import cyclegan, gan
 from p2p_jax.cpu import allocator
 from p2p_jax.parallel import DataParallel
-from p2p_jax.pix2pix import create_train_state
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).', lock_config=True)
@@ -84,22 +89,78 @@ def _peak_memory(device) -> int | None:
   return int(stats['peak_bytes_in_use']) if stats and 'peak_bytes_in_use' in stats else None
 
 
+def _torch_pix2pix_step(tr, config, channels: int, device: str) -> Callable[..., Any]:
+  """The reference pix2pix step (U-Net, PatchGAN on (input, image) pairs; D then G)."""
+  m = config.model
+  g = tr.UnetGenerator(channels, channels, m.num_downs, m.ngf, norm=m.g_norm,
+                       use_dropout=m.dropout > 0).to(device)
+  d = tr.NLayerDiscriminator(2 * channels, m.ndf, m.n_layers, norm=m.d_norm).to(device)
+  return tr.make_torch_step(g, d, config.loss.lambda_l1, config.optim.lr,
+                            (config.optim.b1, config.optim.b2))
+
+
+def _torch_cyclegan_step(tr, config, channels: int, device: str) -> Callable[..., Any]:
+  """The reference CycleGAN step: ResNet generators, instance-norm PatchGANs, LSGAN; G_A
+  and G_B updated, then D_A and D_B on the fakes from before that update, through image
+  pools of ``loss.pool_size`` (50), as ``p2p_jax.cyclegan.train_step``."""
+  m, loss = config.model, config.loss
+  if loss.gan_mode != 'lsgan':
+    raise ValueError(f"the PyTorch CycleGAN step is LSGAN only; got loss.gan_mode "
+                     f"{loss.gan_mode!r} (use --config.loss.gan_mode=lsgan).")
+  blocks = cyclegan.resnet_blocks(m.generator)
+  g_a, g_b = (tr.ResnetGenerator(channels, channels, m.ngf, blocks, norm=m.g_norm).to(device)
+              for _ in range(2))
+  d_a, d_b = (tr.NLayerDiscriminator(channels, m.ndf, m.n_layers, norm=m.d_norm).to(device)
+              for _ in range(2))
+  return tr.make_torch_cyclegan_step(
+      g_a, g_b, d_a, d_b, loss.lambda_a, loss.lambda_b, loss.lambda_identity,
+      config.optim.lr, (config.optim.b1, config.optim.b2), pool_size=loss.pool_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchModel:
+  """What the bench needs of a model beyond ``p2p_jax.gan``'s interface."""
+
+  batch_keys: tuple[str, str]  # The train batch's keys: the input side's, the output side's.
+  net_fields: tuple[str, ...]  # ``config.model`` fields every JSON line reports.
+  # (p2p_jax.torch_reference, config, channels, torch device) -> step(real_a, real_b),
+  # the PyTorch reference step of the same networks (NCHW tensors).
+  torch_step: Callable[..., Callable[..., Any]]
+
+
+BENCH_MODELS = {
+    'pix2pix': BenchModel(('input', 'target'), ('generator', 'num_downs', 'ngf', 'ndf'),
+                          _torch_pix2pix_step),
+    'cyclegan': BenchModel(('A', 'B'), ('generator', 'ngf', 'ndf'), _torch_cyclegan_step),
+}
+
+
+def bench_model(config) -> BenchModel:
+  """The ``BENCH_MODELS`` entry of ``config.model.name``."""
+  return BENCH_MODELS[gan.model_name(config)]
+
+
 class JaxStep:
-  """The mapped train step on a fixed device-resident batch."""
+  """The configured model's mapped train step on a fixed device-resident batch.
+
+  Built as training builds it (``DataParallel.from_config``, ``model.init_state`` with one
+  entry per device of the per-device fields, e.g. CycleGAN's image pools); the lr schedule
+  is the config's with one-step epochs (its work per step is the same at any lr)."""
 
   def __init__(self, config, channels: int = 3):
     s, b, k = config.image_size, config.batch_size, config.steps_per_dispatch
     self.config = config
     self.devices = jax.local_devices()
-    self.dp = DataParallel.from_config(config, channels, devices=self.devices)
-    nets = self.dp.nets
+    model = gan.get_model(config)
+    data = gan.DataInfo(channels, channels)
+    self.dp = DataParallel.from_config(config, data, devices=self.devices)
     self.convolutions = self.dp.conv_plan.forms
-    state = create_train_state(nets, config.seed, (s, s, channels), channels)
+    state = model.init_state(self.dp.nets, config, data, config.seed, len(self.devices))
     self.state = self.dp.put_state(state)
     rng = np.random.default_rng(0)
     shape = ((k,) if k > 1 else ()) + (b, s, s, channels)
-    batch = {'input': rng.uniform(-1, 1, shape).astype(np.float32),
-             'target': rng.uniform(-1, 1, shape).astype(np.float32)}
+    batch = {key: rng.uniform(-1, 1, shape).astype(np.float32)
+             for key in bench_model(config).batch_keys}
     self.batch = self.dp.put_batch(batch)
     t = time.perf_counter()
     compiled = self.dp.lower(self.state, self.batch).compile()
@@ -128,21 +189,17 @@ class JaxStep:
 
 
 class TorchStep:
-  """The PyTorch reference step on the same shapes (CPU, or CUDA when available)."""
+  """The PyTorch reference step of the configured model (``BENCH_MODELS``) on the same
+  shapes (CPU, or CUDA when available)."""
 
   def __init__(self, config, channels: int = 3):
     import torch
 
     from p2p_jax import torch_reference as tr
-    m = config.model
     self.torch = torch
     self.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     torch.manual_seed(config.seed)
-    g = tr.UnetGenerator(channels, channels, m.num_downs, m.ngf, norm=m.g_norm,
-                         use_dropout=m.dropout > 0).to(self.device)
-    d = tr.NLayerDiscriminator(2 * channels, m.ndf, m.n_layers, norm=m.d_norm).to(self.device)
-    self.step = tr.make_torch_step(g, d, config.loss.lambda_l1, config.optim.lr,
-                                   (config.optim.b1, config.optim.b2))
+    self.step = bench_model(config).torch_step(tr, config, channels, self.device)
     rng = np.random.default_rng(0)
     shape = (config.batch_size, config.image_size, config.image_size, channels)
     self.batch = [tr.nhwc_to_torch(rng.uniform(-1, 1, shape)).to(self.device)
@@ -237,11 +294,11 @@ def host_cpu(cpuinfo_path: str = '/proc/cpuinfo') -> str:
 
 def _common(config) -> dict:
   dev = jax.local_devices()[0]
+  nets = {f: config.model[f] for f in bench_model(config).net_fields}
   return {'date': datetime.date.today().isoformat(), 'host_cpu': host_cpu(),
-          'batch_size': config.batch_size,
-          'image_size': config.image_size, 'dtype': config.dtype,
-          'num_downs': config.model.num_downs, 'ngf': config.model.ngf,
-          'ndf': config.model.ndf, 'device': getattr(dev, 'device_kind', str(dev)),
+          'model': gan.model_name(config), 'batch_size': config.batch_size,
+          'image_size': config.image_size, 'dtype': config.dtype, **nets,
+          'device': getattr(dev, 'device_kind', str(dev)),
           'platform': dev.platform, 'num_devices': len(jax.local_devices()),
           'jax_version': jax.__version__, 'malloc': allocator.active_malloc()}
 
@@ -323,9 +380,8 @@ def round_ratios(jax_sec: list[float], torch_sec: list[float]) -> list[float]:
 
 
 def bench_pipeline(config, steps: int, warmup: int) -> list[dict]:
-  from p2p_jax.data import pipeline, sources
-  source = sources.get_source(config)
-  it = pipeline.as_numpy(pipeline.train_dataset(config, source, config.batch_size))
+  from p2p_jax.data import model_data  # TensorFlow only from here.
+  it = model_data.for_config(config).train_iter(config.batch_size)
   for _ in range(warmup):
     next(it)
   t = time.perf_counter()

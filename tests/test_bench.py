@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, tiny_config
+from conftest import ROOT, tiny_config, tiny_cyclegan_config
 
 from p2p_jax import bench, convolution
 from p2p_jax.cpu import allocator
@@ -80,11 +80,68 @@ def test_round_ratios_pair_each_round():
   assert bench.round_ratios([2.0, 1.0], [3.0, 0.5]) == [1.5, 0.5]
 
 
-def test_torch_process_reports_a_failure_in_the_child():
+@pytest.mark.parametrize('config, match', [
+    (lambda: tiny_config(batch_size=2, **{'model.g_norm': 'nope'}), "'nope'"),
+    (lambda: tiny_cyclegan_config(**{'loss.gan_mode': 'vanilla'}), 'LSGAN only'),
+], ids=['pix2pix', 'cyclegan'])
+def test_torch_process_reports_a_failure_in_the_child(config, match):
   pytest.importorskip('torch')
-  c = tiny_config(batch_size=2, **{'model.g_norm': 'nope'})
-  with pytest.raises(RuntimeError, match="PyTorch reference step failed: .*'nope'"):
-    bench.TorchProcess(c, 3, warmup=1)
+  with pytest.raises(RuntimeError, match=f'PyTorch reference step failed: .*{match}'):
+    bench.TorchProcess(config(), 3, warmup=1)
+
+
+def _tiny_cyclegan(**overrides):
+  return tiny_cyclegan_config(**{'model.generator': 'resnet_2blocks', **overrides})
+
+
+def test_bench_times_the_cyclegan_step_through_the_model_interface(monkeypatch):
+  built = []
+
+  class Recorded(bench.JaxStep):
+    def __init__(self, *args, **kw):
+      super().__init__(*args, **kw)
+      built.append(self)
+  monkeypatch.setattr(bench, 'JaxStep', Recorded)
+  c = _tiny_cyclegan(batch_size=2)  # One image per fake device.
+  (line,) = bench.bench_train(c, steps=1, warmup=1, rounds=1, with_torch=False)
+  assert line['impl'] == 'p2p_jax' and line['model'] == 'cyclegan'
+  assert line['generator'] == 'resnet_2blocks' and line['ngf'] == line['ndf'] == 4
+  assert 'num_downs' not in line  # pix2pix's field; CycleGAN has no U-Net.
+  assert line['images_per_sec'] > 0 and line['step_ms'] > 0 and line['num_devices'] == 2
+  # Four networks forward and backward, six generator passes: well over pix2pix's 1e6.
+  assert line['flops_per_step'] > 1e7
+  json.dumps(line)
+  # The model's batch and state: each of the 2 devices keeps its own image pools, as in
+  # training, and the steps ran: JaxStep.run(n) runs n steps back to back, then n more one
+  # by one, for the warmup and for the timed round: 4 steps, one image per device each.
+  (jx,) = built
+  assert set(jx.batch) == {'A', 'B'}
+  state = jx.dp.get_state(jx.state)
+  assert state.pools['fake_a'].count.tolist() == [4, 4]
+  assert int(state.step) == 4
+
+
+def test_bench_cli_cyclegan_side_by_side_with_torch():
+  pytest.importorskip('torch', reason='PyTorch not installed: the side-by-side CLI run is skipped')
+  env = dict(os.environ)
+  for key in ('XLA_FLAGS', 'LD_PRELOAD', allocator.ENV, allocator.APPLIED_ENV,
+              convolution.OVERRIDE_ENV):
+    env.pop(key, None)
+  r = subprocess.run(
+      [sys.executable, '-m', 'p2p_jax.bench', '--config=configs/cyclegan_horse2zebra.py',
+       '--config.image_size=32', '--config.model.generator=resnet_2blocks',
+       '--config.model.ngf=4', '--config.model.ndf=4', '--config.batch_size=1', '--torch',
+       '--steps=1', '--warmup=1', '--rounds=1'],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  lines = [json.loads(l) for l in r.stdout.splitlines() if l.startswith('{')]
+  assert [l['impl'] for l in lines] == ['p2p_jax', 'torch', 'ratio']
+  assert all(l['model'] == 'cyclegan' and l['image_size'] == 32 for l in lines)
+  ratio = lines[2]
+  assert ratio['p2p_jax_over_torch_images_per_sec'] == pytest.approx(
+      lines[0]['images_per_sec'] / lines[1]['images_per_sec'])
+  assert len(ratio['round_ratios']) == 1
+  assert lines[1]['torch_process'] == 'separate' and lines[1]['host_cpu_util'] > 0
 
 
 def test_bench_cli_prints_json(tmp_path):
