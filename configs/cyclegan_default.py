@@ -7,7 +7,7 @@ into labels. ResNet generator with 6 blocks and 16 filters (about 750 M multiply
 64 px image at 32 filters, a quarter of that at 16, and one step runs six generator
 passes and their gradients), 70x70 PatchGAN with 32 filters and instance norm, 64 px
 crops of 72 px images, batch 1, lr constant for 4 epochs of 200 steps then decaying over
-4 more (1,600 steps; about 5 minutes on 2 CPU cores)::
+4 more (1,600 steps; about 3.5 minutes on an idle 2-core CPU)::
 
   python -m p2p_jax.main --config=configs/cyclegan_default.py --workdir=/tmp/cyclegan_default
 
