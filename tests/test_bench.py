@@ -12,6 +12,16 @@ from p2p_jax import bench, convolution
 from p2p_jax.cpu import allocator
 
 
+
+def clean_env():
+  """This process's environment without the test session's fake devices, preloads and
+  overrides, for a bench run in a subprocess as a user would start it."""
+  env = dict(os.environ)
+  for key in ('XLA_FLAGS', 'LD_PRELOAD', allocator.ENV, allocator.APPLIED_ENV,
+              convolution.OVERRIDE_ENV):
+    env.pop(key, None)
+  return env
+
 def test_bench_train_reports_the_documented_fields():
   c = tiny_config(batch_size=2)
   (line,) = bench.bench_train(c, steps=2, warmup=1, rounds=1, with_torch=False)
@@ -123,10 +133,7 @@ def test_bench_times_the_cyclegan_step_through_the_model_interface(monkeypatch):
 
 def test_bench_cli_cyclegan_side_by_side_with_torch():
   pytest.importorskip('torch', reason='PyTorch not installed: the side-by-side CLI run is skipped')
-  env = dict(os.environ)
-  for key in ('XLA_FLAGS', 'LD_PRELOAD', allocator.ENV, allocator.APPLIED_ENV,
-              convolution.OVERRIDE_ENV):
-    env.pop(key, None)
+  env = clean_env()
   r = subprocess.run(
       [sys.executable, '-m', 'p2p_jax.bench', '--config=configs/cyclegan_horse2zebra.py',
        '--config.image_size=32', '--config.model.generator=resnet_2blocks',
@@ -145,10 +152,7 @@ def test_bench_cli_cyclegan_side_by_side_with_torch():
 
 
 def test_bench_cli_prints_json(tmp_path):
-  env = dict(os.environ)
-  for key in ('XLA_FLAGS', 'LD_PRELOAD', allocator.ENV, allocator.APPLIED_ENV,
-              convolution.OVERRIDE_ENV):
-    env.pop(key, None)
+  env = clean_env()
   r = subprocess.run(
       [sys.executable, '-m', 'p2p_jax.bench', '--config=configs/default.py',
        '--config.image_size=32', '--config.model.num_downs=5', '--config.model.ngf=8',

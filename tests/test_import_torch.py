@@ -24,7 +24,12 @@ from p2p_jax.models.resnet import ResnetGenerator  # noqa: E402
 def reference_generator(norm='batch', num_downs=5, ngf=4, seed=0):
   """A reference-layout U-Net with non-trivial biases and running statistics."""
   torch.manual_seed(seed)
-  net = tr.UnetGenerator(3, 3, num_downs, ngf, norm=norm, use_dropout=True)
+  return perturbed(tr.UnetGenerator(3, 3, num_downs, ngf, norm=norm, use_dropout=True))
+
+
+def perturbed(net):
+  """``net`` in eval mode with non-zero biases and non-trivial BatchNorm statistics, so a
+  mis-mapped bias or statistic changes the outputs."""
   with torch.no_grad():
     for m in net.modules():
       if isinstance(m, torch.nn.BatchNorm2d):
@@ -166,16 +171,8 @@ def test_command_line_reports_a_bad_file_in_one_line(tmp_path):
 def reference_resnet(input_nc=3, output_nc=3, norm='instance', n_blocks=2, ngf=4, seed=0):
   """A reference-layout ResNet generator with non-trivial biases (and running statistics)."""
   torch.manual_seed(seed)
-  net = tr.ResnetGenerator(input_nc, output_nc, ngf=ngf, n_blocks=n_blocks, norm=norm)
-  with torch.no_grad():
-    for m in net.modules():
-      if isinstance(m, torch.nn.BatchNorm2d):
-        m.bias.uniform_(-0.2, 0.2)
-        m.running_mean.uniform_(-0.3, 0.3)
-        m.running_var.uniform_(0.5, 1.5)
-      elif isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and m.bias is not None:
-        m.bias.uniform_(-0.1, 0.1)
-  return net.eval()
+  return perturbed(tr.ResnetGenerator(input_nc, output_nc, ngf=ngf, n_blocks=n_blocks,
+                                      norm=norm))
 
 
 def cyclegan_cli_config(path, **overrides):
