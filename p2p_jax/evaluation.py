@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from p2p_jax import inference, metrics, restore
+from p2p_jax import gan, inference, metrics, restore
 from p2p_jax.data.label_classes import class_spec
 from p2p_jax.segmenter import cache as segmenter_cache
 from p2p_jax.segmenter import training as segmenter_training
@@ -104,51 +104,71 @@ def score_real_photos(config: ml_collections.ConfigDict, seg: TrainedSegmenter, 
   return metrics.segmentation_scores(conf)
 
 
-def make_periodic_evaluator(config: ml_collections.ConfigDict, source, nets, writer):
+def make_periodic_evaluator(config: ml_collections.ConfigDict, data, nets, writer):
   """For training: ``evaluator(step, state)`` computes the metrics of the first
-  ``config.num_eval_images`` images of the eval split (a fixed subset, a fixed dropout
-  key, paper mode) and writes them as ``eval/<metric>`` scalars.
+  ``config.num_eval_images`` test inputs of each translating generator (a fixed subset, a
+  fixed dropout key, paper mode) and writes them as ``eval/<metric>`` scalars (CycleGAN:
+  ``eval/AtoB/<metric>`` and ``eval/BtoA/<metric>``, with each direction's ``cycle_l1``).
 
-  The FCN-score is included when the segmenter for this config is already cached (train
-  it with ``--mode=train_segmenter``); periodic evaluation never trains it."""
-  from p2p_jax.data import pipeline  # TensorFlow only from here.
-
+  ``data`` is the run's :mod:`p2p_jax.data.model_data` object; a generator whose data has
+  no true translations (truly unpaired data) gets only its ``cycle_l1``. The FCN-score is
+  included when the segmenter for this config is already cached (train it with
+  ``--mode=train_segmenter``); periodic evaluation never trains it."""
+  model = gan.get_model(config)
   n = max(1, int(config.num_eval_images))
   bs = restore.sample_batch_size(config)
-  subset = list(pipeline.as_numpy(pipeline.eval_dataset(config, source, bs, max_examples=n)))
-  generate = inference.make_generate_fn(nets.g, paper_mode=True)
   seed = int(config.sample.get('seed', 0)) if 'sample' in config else 0
-  note = fcn_not_applicable(config)
+  subsets: dict = {}  # Generator name -> (data config, list of batches with 'input').
   said = []
-
-  def segmenter():
-    if note is not None:
-      return None
-    seg = segmenter_cache.load(config)
-    if seg is None and not said:
-      said.append(True)
-      logging.info('Periodic evaluation without FCN-score: no cached segmenter in %s (run '
-                   '--mode=train_segmenter once to include it).',
-                   segmenter_cache.cache_dir(config))
-    return seg
-
   seg_cache = []
+
+  def subset(name):
+    if name not in subsets:
+      pairs = data.eval_pairs(name, bs, max_examples=n)
+      batches = (list(pairs) if pairs is not None else
+                 list(data.eval_inputs(name, bs, max_examples=n)))
+      subsets[name] = (data.direction_config(name), batches, pairs is not None)
+    return subsets[name]
+
+  def segmenter(cfg):
+    if not seg_cache:
+      seg = segmenter_cache.load(cfg)
+      if seg is None and not said:
+        said.append(True)
+        logging.info('Periodic evaluation without FCN-score: no cached segmenter in %s (run '
+                     '--mode=train_segmenter once to include it).',
+                     segmenter_cache.cache_dir(cfg))
+      if seg is not None:
+        seg_cache.append(seg)
+    return seg_cache[0] if seg_cache else None
+
+  def translate_fn(gen):
+    module, params, stats, _ = gen
+    generate = inference.make_generate_fn(module, paper_mode=True)
+    return lambda x, i: np.asarray(generate(params, stats, x, inference.sample_key(seed, i)))
 
   def evaluator(step: int, state) -> dict:
     t0 = time.time()
-    if not seg_cache or seg_cache[0] is None:
-      seg_cache[:] = [segmenter()]
-    params, stats = state.g_params, state.g_batch_stats
-
-    def translate(x, i):
-      return np.asarray(generate(params, stats, x, inference.sample_key(seed, i)))
-
-    acc = run_metrics(translate, subset, config, seg_cache[0])
-    m = acc.result()
+    gens = model.generators(nets, {f: getattr(state, f) for f in model.GENERATOR_FIELDS},
+                            data.info)
+    m: dict = {}
+    for name, gen in gens.items():
+      cfg, batches, paired = subset(name)
+      translate = translate_fn(gen)
+      prefix = '' if len(gens) == 1 else f'{name}/'
+      if paired:
+        seg = segmenter(cfg) if fcn_not_applicable(cfg) is None else None
+        m.update({prefix + k: v for k, v in run_metrics(translate, batches, cfg, seg)
+                  .result().items()})
+      if len(gens) == 2:  # CycleGAN: the other generator translates back.
+        back = translate_fn(next(g for k, g in gens.items() if k != name))
+        m[prefix + 'cycle_l1'] = float(np.mean(np.concatenate([
+            metrics.l1_per_image(back(translate(b['input'], i), i), b['input'])
+            for i, b in enumerate(batches)])))
     writer.write_scalars(int(step), scalars(m))
-    logging.info('eval at step %d on %d image(s) (%.1f s): %s', int(step), acc.count,
-                 time.time() - t0, ', '.join(f'{k} {v:.4f}' for k, v in m.items()
-                                              if isinstance(v, float)))
+    logging.info('eval at step %d on %d image(s) per generator (%.1f s): %s', int(step),
+                 sum(len(b['input']) for b in subset(next(iter(gens)))[1]), time.time() - t0,
+                 ', '.join(f'{k} {v:.4f}' for k, v in m.items() if isinstance(v, float)))
     return m
 
   return evaluator

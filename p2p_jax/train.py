@@ -138,7 +138,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                                process_count=jax.process_count())
   sample_batch = data.sample_batch(config.num_sample_images)
   main_process = distributed.is_main_process()  # Writes samples and evaluates.
-  evaluator = (_make_periodic_evaluator(config, workdir, data.source, nets, writer)
+  evaluator = (_make_periodic_evaluator(config, data, nets, writer)
                if main_process else None)
 
   counts = ', '.join(f'{n:,d} params {k}' for k, n in model.param_counts(state).items())
@@ -269,15 +269,12 @@ def _write_samples(workdir, step, dp, dstate, sample_batch, writer, config):
   logging.info('samples: %s', path)
 
 
-def _make_periodic_evaluator(config, workdir, source, nets, writer):
+def _make_periodic_evaluator(config, data, nets, writer):
   """Periodic evaluation on a fixed subset (``eval_every_steps``), or None when disabled."""
   if config.eval_every_steps <= 0:
     return None
-  if gan.model_name(config) != 'pix2pix':
-    raise ConfigError(f'eval_every_steps > 0 is supported for pix2pix only; set '
-                      f'--config.eval_every_steps=0 for {gan.model_name(config)}.')
   from p2p_jax import evaluation
-  return evaluation.make_periodic_evaluator(config, source, nets, writer)
+  return evaluation.make_periodic_evaluator(config, data, nets, writer)
 
 
 def _write_train_stats(workdir, config, start_step, step, elapsed, steady, loop_end) -> None:

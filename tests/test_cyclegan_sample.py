@@ -177,3 +177,22 @@ def test_export_both_generators(trained, tmp_path):
     assert json.load(open(os.path.join(d, 'export.json')))['generator'] == direction
     want = inference.Translator.from_workdir(workdir, direction=direction).translate(x)
     np.testing.assert_allclose(loader.load(d)(x), want, atol=1e-5)
+
+
+def test_periodic_evaluation_per_direction_equals_evaluate(trained, tmp_path):
+  from p2p_jax import evaluation
+  workdir, state, c = trained
+  c = tiny_cyclegan_config(**{'num_eval_images': 4, 'eval_every_steps': 1})
+  data = model_data.for_config(c)
+  scalars = {}
+
+  class Writer:
+    def write_scalars(self, step, s):
+      scalars[step] = s
+
+  evaluator = evaluation.make_periodic_evaluator(c, data, cyclegan.build(c, data.info), Writer())
+  m = evaluator(4, state)
+  assert evaluator(5, state) == m  # A fixed subset: the same state scores the same.
+  want = evaluate.evaluate(_cli(str(tmp_path / 'seg')), workdir)
+  for k in ('AtoB/l1', 'AtoB/cycle_l1', 'BtoA/labels_pixel_acc', 'BtoA/cycle_l1'):
+    assert scalars[4][f'eval/{k}'] == pytest.approx(want[k], rel=1e-5), k

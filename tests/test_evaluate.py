@@ -15,7 +15,7 @@ from p2p_jax.data import label_classes
 from p2p_jax.segmenter import cache as segmenter_cache
 from p2p_jax.segmenter import training as segmenter_training
 from p2p_jax.checkpoints import Checkpointer
-from p2p_jax.data import facade_labels, pipeline, sources
+from p2p_jax.data import facade_labels, model_data, pipeline, sources
 from p2p_jax.rng import make_key
 from p2p_jax.pix2pix import create_train_state, make_networks
 
@@ -139,7 +139,7 @@ def test_periodic_evaluator_on_a_fixed_subset(run, segmenter, cache):
   workdir, state, nets = run
   c = eval_config(cache, eval_every_steps=1, num_eval_images=2)
   writer = _Writer()
-  ev = evaluation.make_periodic_evaluator(c, sources.get_source(c), nets, writer)
+  ev = evaluation.make_periodic_evaluator(c, model_data.for_config(c), nets, writer)
   m1 = ev(5, state)
   m2 = ev(6, state)
   assert m1 == m2  # Fixed subset, fixed noise: the same state scores the same.
