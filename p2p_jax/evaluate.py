@@ -39,11 +39,10 @@ import os
 import time
 
 import ml_collections
-import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from p2p_jax import evaluation, inference, metrics, restore
+from p2p_jax import evaluation, inference, restore
 from p2p_jax.errors import DataError
 from p2p_jax.segmenter import training as segmenter_training
 
@@ -70,7 +69,7 @@ def _fcn_note(config: ml_collections.ConfigDict, prefix: str) -> str | None:
   """Why the FCN-score does not apply (None if it does, or for a CycleGAN direction that
   translates photo -> labels, which the label metrics score instead)."""
   note = evaluation.fcn_not_applicable(config)
-  if note is not None and prefix and evaluation.metrics_accumulator(config).labels_mode:
+  if note is not None and prefix and evaluation.translates_to_labels(config):
     return None
   return note
 
@@ -80,36 +79,20 @@ def _evaluate_one(r: restore.Restored, data, bs: int, segmenter, notes: list[str
   """(metrics, number of images, per-class FCN scores or None) of generator ``r``."""
   s = r.config.sample
   translator = inference.Translator(r, paper_mode=s.paper_mode, seed=s.seed)
-  back = inference.Translator(r.inverse) if r.inverse is not None else None
-  cycle: list[float] = []
-
-  def translate(x, i):
-    y = translator.translate(x, i)
-    if back is not None:
-      cycle.extend(metrics.l1_per_image(back.translate(y, i), x))
-    return y
-
+  back = inference.Translator(r.inverse).translate if r.inverse is not None else None
   cfg = data.direction_config(r.name)
   pairs = data.eval_pairs(r.name, bs, max_examples=s.max_images)
-  per_class = None
-  if pairs is not None:
-    fcn = evaluation.fcn_not_applicable(cfg) is None
-    acc = evaluation.run_metrics(translate, pairs, cfg, segmenter if fcn else None,
-                                 _fcn_note(cfg, '' if r.inverse is None else r.name))
-    result, count = acc.result(), acc.count
-    if acc.segmenter is not None:
-      per_class = acc.per_class()
-  else:
-    count = 0
-    for i, b in enumerate(data.eval_inputs(r.name, bs, max_examples=s.max_images)):
-      translate(b['input'], i)
-      count += len(b['input'])
-    result = {}
+  if pairs is None:
     notes.append(f'{r.name}: unpaired test data (no true translations): cycle L1 only.')
-  if back is not None:
-    result['cycle_l1'] = float(np.mean(cycle)) if cycle else None
+  fcn = pairs is not None and evaluation.fcn_not_applicable(cfg) is None
+  result, count, acc = evaluation.generator_metrics(
+      translator.translate,
+      pairs if pairs is not None else data.eval_inputs(r.name, bs, max_examples=s.max_images),
+      cfg, paired=pairs is not None, back=back, segmenter=segmenter if fcn else None,
+      fcn_note=_fcn_note(cfg, '' if r.inverse is None else r.name))
   if count == 0:
     raise DataError(f'The {r.config.data.eval_split} split is empty.')
+  per_class = acc.per_class() if acc is not None and acc.segmenter is not None else None
   return result, count, per_class
 
 

@@ -39,24 +39,51 @@ def fcn_not_applicable(config: ml_collections.ConfigDict) -> str | None:
   return None
 
 
+def translates_to_labels(config: ml_collections.ConfigDict) -> bool:
+  """True for a photo -> labels run on a dataset with classes: its outputs are scored as
+  label maps (``labels_*``)."""
+  spec = class_spec(config.data.dataset)
+  return spec is not None and input_side(config) == spec.photo_side
+
+
 def metrics_accumulator(config: ml_collections.ConfigDict,
                         segmenter: TrainedSegmenter | None = None,
                         fcn_note: str | None = None) -> metrics.MetricsAccumulator:
   """An accumulator of the metrics that apply to ``config``'s run."""
-  spec = class_spec(config.data.dataset)
-  labels_mode = spec is not None and input_side(config) == spec.photo_side
-  return metrics.MetricsAccumulator(spec, segmenter, labels_mode=labels_mode,
+  return metrics.MetricsAccumulator(class_spec(config.data.dataset), segmenter,
+                                    labels_mode=translates_to_labels(config),
                                     fcn_note=fcn_note)
 
 
-def run_metrics(translate: Callable[[np.ndarray, int], np.ndarray], batches: Iterable[dict],
-                config: ml_collections.ConfigDict, segmenter: TrainedSegmenter | None = None,
-                fcn_note: str | None = None) -> metrics.MetricsAccumulator:
-  """``translate(x, batch_index) -> y`` over ``batches`` of {'input', 'target'}."""
-  acc = metrics_accumulator(config, segmenter, fcn_note)
+Translate = Callable[[np.ndarray, int], np.ndarray]
+
+
+def generator_metrics(translate: Translate, batches: Iterable[dict],
+                      config: ml_collections.ConfigDict, *, paired: bool = True,
+                      back: Translate | None = None,
+                      segmenter: TrainedSegmenter | None = None, fcn_note: str | None = None
+                      ) -> tuple[dict, int, metrics.MetricsAccumulator | None]:
+  """One generator's metrics: ``translate(x, batch_index) -> y`` over ``batches``.
+
+  ``paired``: the batches hold each input's true translation ('target'), scored by the
+  metrics that apply to ``config`` (see :func:`metrics_accumulator`). ``back`` (CycleGAN:
+  the other generator): adds ``cycle_l1``, the mean \|back(translate(x)) - x\| over the
+  inputs. Returns (metrics, number of inputs, the accumulator or None)."""
+  acc = metrics_accumulator(config, segmenter, fcn_note) if paired else None
+  cycle: list[float] = []
+  count = 0
   for i, b in enumerate(batches):
-    acc.add(b['input'], translate(b['input'], i), b['target'])
-  return acc
+    x = b['input']
+    y = translate(x, i)
+    if acc is not None:
+      acc.add(x, y, b['target'])
+    if back is not None:
+      cycle.extend(metrics.l1_per_image(back(y, i), x))
+    count += len(x)
+  result = acc.result() if acc is not None and count else {}
+  if back is not None:
+    result['cycle_l1'] = float(np.mean(cycle)) if cycle else None
+  return result, count, acc
 
 
 def scalars(m: dict) -> dict:
@@ -118,7 +145,7 @@ def make_periodic_evaluator(config: ml_collections.ConfigDict, data, nets, write
   n = max(1, int(config.num_eval_images))
   bs = restore.sample_batch_size(config)
   seed = int(config.sample.get('seed', 0)) if 'sample' in config else 0
-  subsets: dict = {}  # Generator name -> (data config, list of batches with 'input').
+  subsets: dict = {}  # Generator name -> (data config, batches, whether they hold targets).
   said = []
   seg_cache = []
 
@@ -154,20 +181,16 @@ def make_periodic_evaluator(config: ml_collections.ConfigDict, data, nets, write
     m: dict = {}
     for name, gen in gens.items():
       cfg, batches, paired = subset(name)
-      translate = translate_fn(gen)
+      others = [g for k, g in gens.items() if k != name]  # CycleGAN: translates back.
+      seg = segmenter(cfg) if paired and fcn_not_applicable(cfg) is None else None
+      result, count, _ = generator_metrics(
+          translate_fn(gen), batches, cfg, paired=paired,
+          back=translate_fn(others[0]) if others else None, segmenter=seg)
       prefix = '' if len(gens) == 1 else f'{name}/'
-      if paired:
-        seg = segmenter(cfg) if fcn_not_applicable(cfg) is None else None
-        m.update({prefix + k: v for k, v in run_metrics(translate, batches, cfg, seg)
-                  .result().items()})
-      if len(gens) == 2:  # CycleGAN: the other generator translates back.
-        back = translate_fn(next(g for k, g in gens.items() if k != name))
-        m[prefix + 'cycle_l1'] = float(np.mean(np.concatenate([
-            metrics.l1_per_image(back(translate(b['input'], i), i), b['input'])
-            for i, b in enumerate(batches)])))
+      m.update({prefix + k: v for k, v in result.items()})
     writer.write_scalars(int(step), scalars(m))
     logging.info('eval at step %d on %d image(s) per generator (%.1f s): %s', int(step),
-                 sum(len(b['input']) for b in subset(next(iter(gens)))[1]), time.time() - t0,
+                 count, time.time() - t0,
                  ', '.join(f'{k} {v:.4f}' for k, v in m.items() if isinstance(v, float)))
     return m
 
