@@ -44,7 +44,6 @@ from p2p_jax import gallery, gan, images, inference, restore
 from p2p_jax.errors import ConfigError, DataError
 
 
-
 def sample_size(config: ml_collections.ConfigDict) -> int:
   """The side of the translated images: ``sample.image_size``, or the training size."""
   s = int(config.sample.image_size)
@@ -124,29 +123,26 @@ def sample(config: ml_collections.ConfigDict | None, workdir: str) -> str:
   if not writer.rows:
     raise DataError(f'Nothing to translate in {what}.')
   elapsed = time.time() - t0
+  settings = {'workdir': os.path.abspath(workdir), 'checkpoint step': step, 'inputs': what}
   if cyclegan:
-    inference_mode = 'deterministic (instance norm, no dropout)'
+    settings.update({
+        'direction': ', '.join(r.name for r in chosen) + ' (rows: input | translation | '
+                     'reconstruction)',
+        'inference': 'deterministic (instance norm, no dropout)'})
+    mode = 'deterministic'
   else:
-    inference_mode = ('paper (dropout on, test-batch BatchNorm statistics)' if s.paper_mode
-                      else 'conventional (running averages, no dropout)')
-  settings = {
-      'workdir': os.path.abspath(workdir), 'checkpoint step': step,
-      'inputs': what, 'direction': (', '.join(r.name for r in chosen) + ' (rows: input | '
-                                    'translation | reconstruction)') if cyclegan
-                                   else c.data.direction,
-      'inference': inference_mode,
-      'seed': s.seed, 'samples per input': num_samples, 'batch size': bs,
-      'image size': f'{size} px (trained at {c.image_size} px)',
-      'written': time.strftime('%Y-%m-%d %H:%M:%S'),
-  }
-  if cyclegan:
-    del settings['seed'], settings['samples per input']
+    settings.update({
+        'direction': c.data.direction,
+        'inference': ('paper (dropout on, test-batch BatchNorm statistics)' if s.paper_mode
+                      else 'conventional (running averages, no dropout)'),
+        'seed': s.seed, 'samples per input': num_samples})
+    mode = f'{"paper" if s.paper_mode else "conventional"} mode, seed {s.seed}'
+  settings.update({'batch size': bs, 'image size': f'{size} px (trained at {c.image_size} px)',
+                   'written': time.strftime('%Y-%m-%d %H:%M:%S')})
   writer.finish(title=f'p2p_jax translations, step {step}', settings=settings,
                 display_width=max(size, 128) if size < 128 else None)
   n = len(writer.rows)
   logging.info('translated %d image(s) in %.1f s', n, elapsed)
-  mode = inference_mode.split(' ')[0] if cyclegan else (
-      f'{"paper" if s.paper_mode else "conventional"} mode, seed {s.seed}')
   print(f'translated {n} image(s) from {what} at {size} px with the checkpoint of '
         f'step {step} ({mode}); gallery: {os.path.join(out_dir, "index.html")}', flush=True)
   print(out_dir, flush=True)
