@@ -29,14 +29,10 @@ sys.path.insert(0, os.path.join(ROOT, 'configs'))
 import pytest  # noqa: E402
 
 
-def tiny_config(**overrides):
-  """The default config shrunk to 32 px and a few channels: compiles in seconds."""
-  import default
-  c = default.get_config()
+def _tiny_run(c):
+  """What every tiny test config shares: 32 px crops of 36 px images, 8 + 4 embedded
+  pairs, a log line every step, no checkpoints or sample grids before the end."""
   c.image_size = 32
-  c.batch_size = 2
-  c.num_train_steps = 2
-  c.steps_per_dispatch = 1  # Tests that want more say so.
   c.checkpoint_every_steps = 1000
   c.log_every_steps = 1
   c.sample_every_steps = 1000
@@ -46,6 +42,16 @@ def tiny_config(**overrides):
   c.data.embedded_num_train = 8
   c.data.embedded_num_test = 4
   c.data.shuffle_buffer = 8
+
+
+def tiny_config(**overrides):
+  """The default config shrunk to 32 px and a few channels: compiles in seconds."""
+  import default
+  c = default.get_config()
+  _tiny_run(c)
+  c.batch_size = 2
+  c.num_train_steps = 2
+  c.steps_per_dispatch = 1  # Tests that want more say so.
   c.model.num_downs = 5
   c.model.ngf = 8
   c.model.ndf = 8
@@ -79,17 +85,8 @@ def tiny_cyclegan_config(**overrides):
   """configs/cyclegan_default.py shrunk to 32 px, a 1-block ResNet and 4 filters."""
   import cyclegan_default
   c = cyclegan_default.get_config()
-  c.image_size = 32
+  _tiny_run(c)
   c.batch_size = 1
-  c.checkpoint_every_steps = 1000
-  c.log_every_steps = 1
-  c.sample_every_steps = 1000
-  c.num_sample_images = 2
-  c.data.load_size = 36
-  c.data.embedded_resolution = 36
-  c.data.embedded_num_train = 8
-  c.data.embedded_num_test = 4
-  c.data.shuffle_buffer = 8
   c.model.generator = 'resnet_1blocks'
   c.model.ngf = 4
   c.model.ndf = 4
